@@ -1,0 +1,43 @@
+# Pulseboard: `make run` serves the app in embedded mode, `make test` runs the whole suite.
+# On a fresh clone these need only python3 (>= 3.11) and make: uv is fetched into .tools/.
+
+PORT ?= 8000
+HOST ?= 127.0.0.1
+UV_VERSION := 0.13.9
+TOOLS := $(CURDIR)/.tools
+UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
+VENV := $(CURDIR)/backend/.venv
+BIN := $(VENV)/bin
+
+# uv uses the python3 already here and never downloads an interpreter of its own.
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: run test lint format install migrate clean
+
+run: install ## Serve on http://$(HOST):$(PORT) with SQLite under ./data (PORT= to change)
+	$(BIN)/pulseboard serve --host $(HOST) --port $(PORT)
+
+test: install ## The whole suite (PostgreSQL cases need PULSEBOARD_TEST_DATABASE_URL)
+	cd backend && $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install ## ruff (lint and format check) and mypy
+	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+format: install
+	cd backend && $(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+migrate: install
+	$(BIN)/pulseboard migrate
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: backend/pyproject.toml backend/uv.lock | $(UV)
+	cd backend && $(UV) sync --frozen
+	touch $@
+
+$(TOOLS)/bin/uv:
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+clean:
+	rm -rf $(TOOLS) $(VENV)

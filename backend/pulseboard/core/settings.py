@@ -1,0 +1,95 @@
+"""Settings: one class, read from `PULSEBOARD_`-prefixed environment variables."""
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "please-change", "xxx"})
+MIN_SECRET_LENGTH = 32
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PULSEBOARD_", env_file=".env", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path("./data")
+    # Unset: a SQLite file under data_dir (the embedded mode).
+    database_url: str = ""
+    # Unset: bus, pub/sub, cache and rate limits stay in-process.
+    redis_url: str | None = None
+    secret_key: str = ""
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    database_echo: bool = False
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return value or None
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> "Settings":
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'pulseboard.db'}"
+        self.database_url = normalise_database_url(self.database_url)
+        if self.environment is Environment.PRODUCTION:
+            if is_placeholder_secret(self.secret_key):
+                raise ValueError(
+                    "PULSEBOARD_SECRET_KEY must be set to a random value of at least "
+                    f"{MIN_SECRET_LENGTH} characters in production"
+                )
+        elif not self.secret_key:
+            self.secret_key = self._development_secret()
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def is_embedded(self) -> bool:
+        """SQLite storage and no Redis: everything runs in one process."""
+        return self.is_sqlite and self.redis_url is None
+
+    def _development_secret(self) -> str:
+        # Generated once and kept, so that tokens survive a restart of `make run`.
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+def is_placeholder_secret(value: str) -> bool:
+    return value.strip().lower() in PLACEHOLDER_SECRETS or len(value) < MIN_SECRET_LENGTH
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the usual spellings and pick the async driver for each."""
+    for plain in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+        if url.startswith(plain):
+            return "postgresql+asyncpg://" + url.removeprefix(plain)
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+    return url

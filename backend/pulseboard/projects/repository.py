@@ -1,0 +1,38 @@
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from pulseboard.core.repository import Repository
+from pulseboard.models import Membership, Project, Role
+
+
+class ProjectRepository(Repository[Project]):
+    model = Project
+
+    async def get_by_key_hash(self, key_hash: str) -> Project | None:
+        return await self.get_one_or_none(select(Project).where(Project.write_key_hash == key_hash))
+
+    async def get_with_role(
+        self, project_id: uuid.UUID, user_id: uuid.UUID
+    ) -> tuple[Project, Role] | None:
+        """The project and the user's role in its organization, in one query; None if no role."""
+        statement = (
+            select(Project, Membership.role)
+            .join(Membership, Membership.organization_id == Project.organization_id)
+            .where(Project.id == project_id, Membership.user_id == user_id)
+        )
+        return (await self.session.execute(statement)).tuples().one_or_none()
+
+    async def list_visible(
+        self, user_id: uuid.UUID, organization_id: uuid.UUID | None
+    ) -> Sequence[Project]:
+        statement = (
+            select(Project)
+            .join(Membership, Membership.organization_id == Project.organization_id)
+            .where(Membership.user_id == user_id)
+            .order_by(Project.created_at, Project.id)
+        )
+        if organization_id is not None:
+            statement = statement.where(Project.organization_id == organization_id)
+        return await self.list(statement)
