@@ -38,10 +38,7 @@ async def _run_online() -> None:
 
 
 def run() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        _configure(connection)
-    elif context.is_offline_mode():
+    if context.is_offline_mode():
         context.configure(url=_settings().database_url, target_metadata=Base.metadata)
         with context.begin_transaction():
             context.run_migrations()

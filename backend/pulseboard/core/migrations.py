@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from alembic.config import Config
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alembic import command
 from pulseboard.core.settings import Settings
@@ -20,16 +19,3 @@ def alembic_config(settings: Settings) -> Config:
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
     command.upgrade(alembic_config(settings), revision)
-
-
-async def upgrade_with(engine: AsyncEngine, settings: Settings, revision: str = "head") -> None:
-    """Migrate over an engine the caller already has (used inside a running event loop)."""
-    config = alembic_config(settings)
-    async with engine.begin() as connection:
-        config.attributes["connection"] = connection
-
-        def run(sync_connection: object) -> None:
-            config.attributes["connection"] = sync_connection
-            command.upgrade(config, revision)
-
-        await connection.run_sync(run)

@@ -17,7 +17,7 @@ class OrganizationRepository(Repository[Organization]):
             .where(Membership.user_id == user_id)
             .order_by(Organization.is_personal.desc(), Organization.created_at, Organization.id)
         )
-        return (await self.session.execute(statement)).tuples().all()
+        return [(a, b) for a, b in await self.session.execute(statement)]
 
     async def get_personal(self, user_id: uuid.UUID) -> Organization | None:
         statement = (
@@ -55,7 +55,7 @@ class MembershipRepository(Repository[Membership]):
             .where(Membership.organization_id == organization_id)
             .order_by(Membership.created_at, User.email)
         )
-        return (await self.session.execute(statement)).tuples().all()
+        return [(a, b) for a, b in await self.session.execute(statement)]
 
     async def count_owners(self, organization_id: uuid.UUID) -> int:
         statement = select(func.count()).where(

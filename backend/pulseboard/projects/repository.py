@@ -22,7 +22,8 @@ class ProjectRepository(Repository[Project]):
             .join(Membership, Membership.organization_id == Project.organization_id)
             .where(Project.id == project_id, Membership.user_id == user_id)
         )
-        return (await self.session.execute(statement)).tuples().one_or_none()
+        row = (await self.session.execute(statement)).one_or_none()
+        return None if row is None else (row[0], row[1])
 
     async def list_visible(
         self, user_id: uuid.UUID, organization_id: uuid.UUID | None
