@@ -19,6 +19,7 @@ from pulseboard.core.state import AppState
 from pulseboard.health import router as health_router
 from pulseboard.orgs.router import router as orgs_router
 from pulseboard.projects.router import router as projects_router
+from pulseboard.sources.router import router as sources_router
 
 
 def operation_id(route: APIRoute) -> str:
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     v1 = APIRouter(prefix="/api/v1")
-    for router in (auth_router, users_router, orgs_router, projects_router):
+    for router in (auth_router, users_router, orgs_router, projects_router, sources_router):
         v1.include_router(router)
     app.include_router(v1)
     app.include_router(health_router, prefix="/api")

@@ -20,9 +20,7 @@ class Project(UUIDPrimaryKey, Timestamps, Base):
     # Hostnames allowed to send browser events; empty means any origin.
     domains: Mapped[list[str]] = mapped_column(JSON, default=list)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Days of raw events and metric points kept; rollups are kept by their own settings.
     retention_days: Mapped[int] = mapped_column(default=90)
-    # The write key itself is never stored: its SHA-256 for lookup, its first characters to show.
-    write_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    write_key_prefix: Mapped[str] = mapped_column(String(16))
 
     organization: Mapped["Organization"] = relationship(back_populates="projects", lazy="raise")

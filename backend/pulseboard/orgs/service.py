@@ -7,10 +7,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulseboard.auth.repository import UserRepository
 from pulseboard.core.errors import Conflict, Forbidden, NotFound
+from pulseboard.core.security import utcnow
 from pulseboard.models import Membership, Organization, Role, User
 from pulseboard.orgs.permissions import Action, allows
 from pulseboard.orgs.repository import MembershipRepository, OrganizationRepository
 from pulseboard.orgs.schemas import MemberCreate, MemberRead, OrganizationRead
+from pulseboard.projects.repository import ProjectRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,7 @@ async def delete_organization(session: AsyncSession, access: Access) -> None:
     organization = await _load(session, access)
     if organization.is_personal:
         raise PersonalOrganization()
+    await ProjectRepository(session).delete_organization_data(organization.id)
     await OrganizationRepository(session).delete(organization)
 
 
@@ -134,7 +137,7 @@ async def change_role(
     _check_can_grant(access, role)
     _check_can_touch(access, membership)
     if membership.role is Role.OWNER and role is not Role.OWNER:
-        await _keep_an_owner(memberships, access.organization_id)
+        await _keep_an_owner(session, access)
     membership.role = role
     await session.flush()
     return _member(membership, user)
@@ -150,7 +153,7 @@ async def remove_member(session: AsyncSession, access: Access, user_id: uuid.UUI
         check_role(access.role, Action.MANAGE_MEMBERS)
         _check_can_touch(access, membership)
     if membership.role is Role.OWNER:
-        await _keep_an_owner(memberships, access.organization_id)
+        await _keep_an_owner(session, access)
     await memberships.delete(membership)
 
 
@@ -164,8 +167,13 @@ def _check_can_touch(access: Access, membership: Membership) -> None:
         raise Forbidden("Only an owner can change or remove an owner")
 
 
-async def _keep_an_owner(memberships: MembershipRepository, organization_id: uuid.UUID) -> None:
-    if await memberships.count_owners(organization_id) <= 1:
+async def _keep_an_owner(session: AsyncSession, access: Access) -> None:
+    # Write to the organization before counting: its row lock makes concurrent owner changes take
+    # turns, so that two owners cannot each demote or remove the other and leave none.
+    organization = await _load(session, access)
+    organization.updated_at = utcnow()
+    await session.flush()
+    if await MembershipRepository(session).count_owners(access.organization_id) <= 1:
         raise LastOwner()
 
 

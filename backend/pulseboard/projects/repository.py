@@ -1,17 +1,22 @@
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Select, delete, select
 
 from pulseboard.core.repository import Repository
-from pulseboard.models import Membership, Project, Role
+from pulseboard.models import (
+    Event,
+    EventRollup,
+    Membership,
+    MetricPoint,
+    MetricRollup,
+    Project,
+    Role,
+)
 
 
 class ProjectRepository(Repository[Project]):
     model = Project
-
-    async def get_by_key_hash(self, key_hash: str) -> Project | None:
-        return await self.get_one_or_none(select(Project).where(Project.write_key_hash == key_hash))
 
     async def get_with_role(
         self, project_id: uuid.UUID, user_id: uuid.UUID
@@ -37,3 +42,17 @@ class ProjectRepository(Repository[Project]):
         if organization_id is not None:
             statement = statement.where(Project.organization_id == organization_id)
         return await self.list(statement)
+
+    async def delete_with_data(self, project: Project) -> None:
+        """Delete the project and its raw and rolled-up data (not linked by foreign keys)."""
+        await self._delete_data(select(Project.id).where(Project.id == project.id))
+        await self.delete(project)
+
+    async def delete_organization_data(self, organization_id: uuid.UUID) -> None:
+        await self._delete_data(
+            select(Project.id).where(Project.organization_id == organization_id)
+        )
+
+    async def _delete_data(self, project_ids: Select[uuid.UUID]) -> None:
+        for table in (Event, MetricPoint, EventRollup, MetricRollup):
+            await self.session.execute(delete(table).where(table.project_id.in_(project_ids)))

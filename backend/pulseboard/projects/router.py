@@ -21,20 +21,19 @@ async def create_project(
 async def list_projects(
     user: CurrentUser, session: SessionDep, organization_id: uuid.UUID | None = None
 ) -> list[ProjectRead]:
-    projects = await service.list_projects(session, user, organization_id)
-    return [ProjectRead.model_validate(project) for project in projects]
+    return await service.list_projects(session, user, organization_id)
 
 
 @router.get("/{project_id}", response_model=ProjectRead)
-async def get_project(project: ProjectReader) -> ProjectRead:
-    return ProjectRead.model_validate(project)
+async def get_project(project: ProjectReader, session: SessionDep) -> ProjectRead:
+    return await service.read_project(session, project)
 
 
 @router.patch("/{project_id}", response_model=ProjectRead)
 async def update_project(
     data: ProjectUpdate, project: ProjectAdmin, session: SessionDep
 ) -> ProjectRead:
-    return ProjectRead.model_validate(await service.update_project(session, project, data))
+    return await service.update_project(session, project, data)
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -1,18 +1,18 @@
-"""Projects and their write keys."""
+"""Projects; each has a default data source whose write key is the project's key."""
 
 import uuid
-from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulseboard.core.errors import NotFound
-from pulseboard.core.security import hash_secret, new_write_key, utcnow, write_key_prefix
+from pulseboard.core.security import utcnow, write_key_prefix
 from pulseboard.models import Project, User
 from pulseboard.orgs import service as orgs_service
 from pulseboard.orgs.permissions import Action
 from pulseboard.orgs.repository import OrganizationRepository
 from pulseboard.projects.repository import ProjectRepository
 from pulseboard.projects.schemas import ProjectCreate, ProjectRead, ProjectUpdate, ProjectWithKey
+from pulseboard.sources import service as sources_service
 
 
 async def authorize_project(
@@ -30,7 +30,6 @@ async def authorize_project(
 async def create_project(session: AsyncSession, user: User, data: ProjectCreate) -> ProjectWithKey:
     organization_id = data.organization_id or await _personal_organization_id(session, user)
     await orgs_service.authorize(session, user, organization_id, Action.MANAGE_PROJECTS)
-    key = new_write_key()
     project = await ProjectRepository(session).add(
         Project(
             organization_id=organization_id,
@@ -38,44 +37,48 @@ async def create_project(session: AsyncSession, user: User, data: ProjectCreate)
             domains=data.domains,
             timezone=data.timezone,
             retention_days=data.retention_days,
-            write_key_hash=hash_secret(key),
-            write_key_prefix=write_key_prefix(key),
         )
     )
+    key = await sources_service.create_default_source(session, project)
     return _with_key(project, key)
+
+
+async def read_projects(session: AsyncSession, projects: list[Project]) -> list[ProjectRead]:
+    prefixes = await sources_service.default_key_prefixes(session, [p.id for p in projects])
+    return [_read(project, prefixes.get(project.id, "")) for project in projects]
+
+
+async def read_project(session: AsyncSession, project: Project) -> ProjectRead:
+    return (await read_projects(session, [project]))[0]
 
 
 async def list_projects(
     session: AsyncSession, user: User, organization_id: uuid.UUID | None
-) -> Sequence[Project]:
-    return await ProjectRepository(session).list_visible(user.id, organization_id)
+) -> list[ProjectRead]:
+    projects = await ProjectRepository(session).list_visible(user.id, organization_id)
+    return await read_projects(session, list(projects))
 
 
-async def update_project(session: AsyncSession, project: Project, data: ProjectUpdate) -> Project:
+async def update_project(
+    session: AsyncSession, project: Project, data: ProjectUpdate
+) -> ProjectRead:
     for field, value in data.model_dump(exclude_unset=True).items():
         if value is not None:
             setattr(project, field, value)
     project.updated_at = utcnow()
     await session.flush()
-    return project
+    return await read_project(session, project)
 
 
 async def delete_project(session: AsyncSession, project: Project) -> None:
-    await ProjectRepository(session).delete(project)
+    await ProjectRepository(session).delete_with_data(project)
 
 
 async def rotate_key(session: AsyncSession, project: Project) -> ProjectWithKey:
-    key = new_write_key()
-    project.write_key_hash = hash_secret(key)
-    project.write_key_prefix = write_key_prefix(key)
+    key = await sources_service.rotate_default_key(session, project)
     project.updated_at = utcnow()
     await session.flush()
     return _with_key(project, key)
-
-
-async def get_by_write_key(session: AsyncSession, key: str) -> Project | None:
-    """The project a write key belongs to: one lookup on a unique index."""
-    return await ProjectRepository(session).get_by_key_hash(hash_secret(key))
 
 
 async def _personal_organization_id(session: AsyncSession, user: User) -> uuid.UUID:
@@ -85,5 +88,19 @@ async def _personal_organization_id(session: AsyncSession, user: User) -> uuid.U
     return organization.id
 
 
+def _read(project: Project, key_prefix: str) -> ProjectRead:
+    return ProjectRead(
+        id=project.id,
+        organization_id=project.organization_id,
+        name=project.name,
+        domains=project.domains,
+        timezone=project.timezone,
+        retention_days=project.retention_days,
+        write_key_prefix=key_prefix,
+        created_at=project.created_at,
+        updated_at=project.updated_at,
+    )
+
+
 def _with_key(project: Project, key: str) -> ProjectWithKey:
-    return ProjectWithKey(**ProjectRead.model_validate(project).model_dump(), write_key=key)
+    return ProjectWithKey(**_read(project, write_key_prefix(key)).model_dump(), write_key=key)

@@ -2,14 +2,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from pulseboard.projects import service
+from pulseboard.sources import service
 from tests.factories import Actor, create_actor, create_project
 
 
 async def lookup_key(app: FastAPI, key: str) -> str | None:
     async with app.state.pulseboard.sessions() as session:
-        project = await service.get_by_write_key(session, key)
-        return None if project is None else str(project.id)
+        target = await service.resolve_write_key(session, key)
+        return None if target is None else str(target.project_id)
 
 
 async def test_create_shows_the_key_once_and_stores_only_its_hash(
@@ -43,7 +43,10 @@ async def test_create_shows_the_key_once_and_stores_only_its_hash(
     async with app.state.pulseboard.engine.connect() as connection:
         from sqlalchemy import text
 
-        dump = (await connection.execute(text("SELECT * FROM projects"))).all()
+        dump = [
+            (await connection.execute(text(f"SELECT * FROM {table}"))).all()
+            for table in ("projects", "data_sources")
+        ]
     assert key not in repr(dump)
 
 

@@ -1,0 +1,50 @@
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pulseboard.models.base import Base
+
+JSONVariant = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Event(Base):
+    """A raw product event. In PostgreSQL the table is range-partitioned by `timestamp`.
+
+    The primary key leads with (project_id, timestamp) so that it also serves time-range scans;
+    it must hold the partition key, so a repeated uuid is recognised with its timestamp.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_project_id_event_name_timestamp", "project_id", "event_name", "timestamp"),
+        {"postgresql_partition_by": "RANGE (timestamp)"},
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    timestamp: Mapped[datetime] = mapped_column(primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    source_id: Mapped[uuid.UUID]
+    event_name: Mapped[str] = mapped_column(String(200))
+    distinct_id: Mapped[str] = mapped_column(String(200))
+    session_id: Mapped[str | None] = mapped_column(String(200))
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONVariant)
+    page_url: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(255))
+    path: Mapped[str | None] = mapped_column(String(1000))
+    referrer: Mapped[str | None] = mapped_column(Text)
+    referrer_domain: Mapped[str | None] = mapped_column(String(255))
+    utm_source: Mapped[str | None] = mapped_column(String(200))
+    utm_medium: Mapped[str | None] = mapped_column(String(200))
+    utm_campaign: Mapped[str | None] = mapped_column(String(200))
+    utm_term: Mapped[str | None] = mapped_column(String(200))
+    utm_content: Mapped[str | None] = mapped_column(String(200))
+    browser: Mapped[str | None] = mapped_column(String(64))
+    os: Mapped[str | None] = mapped_column(String(64))
+    device: Mapped[str | None] = mapped_column(String(16))
+    is_bot: Mapped[bool] = mapped_column(default=False)
+    ip_hash: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime]
