@@ -1,18 +1,28 @@
-"""The `pulseboard` command: serve, migrate, create-user."""
+"""The `pulseboard` command: serve, worker, migrate, create-user."""
 
 import asyncio
+import os
+import signal
+import socket
 from typing import Annotated
 
 import typer
 import uvicorn
+from redis.asyncio import Redis
 
 from pulseboard.auth import service as auth_service
 from pulseboard.auth.schemas import UserCreate
 from pulseboard.core import migrations
 from pulseboard.core.db import create_engine, create_sessionmaker, session_scope
 from pulseboard.core.errors import PulseboardError
+from pulseboard.core.pubsub import RedisPubSub
+from pulseboard.core.redis_bus import RedisStreamBus
 from pulseboard.core.security import Passwords, make_password_hasher
 from pulseboard.core.settings import Settings
+from pulseboard.pipeline.live import LivePublisher
+from pulseboard.pipeline.maintenance import maintain
+from pulseboard.pipeline.partitions import Partitions
+from pulseboard.pipeline.worker import Worker
 
 app = typer.Typer(help="Pulseboard: self-hosted real-time analytics.", no_args_is_help=True)
 
@@ -41,6 +51,45 @@ def serve(
         proxy_headers=True,
         log_level="info",
     )
+
+
+@app.command()
+def worker(
+    name: Annotated[str, typer.Option(help="Consumer name; unique per worker.")] = "",
+    batch_size: Annotated[int, typer.Option(min=1, help="Request batches per transaction.")] = 50,
+) -> None:
+    """Store ingested batches from Redis into the database (production mode)."""
+    settings = Settings()
+    if settings.redis_url is None:
+        typer.echo("Without PULSEBOARD_REDIS_URL the worker runs inside `pulseboard serve`.")
+        raise typer.Exit(2)
+    consumer = name or f"{socket.gethostname()}-{os.getpid()}"
+    typer.echo(f"Pulseboard worker {consumer}")
+    asyncio.run(_run_worker(settings, consumer, batch_size))
+
+
+async def _run_worker(settings: Settings, name: str, batch_size: int) -> None:
+    engine = create_engine(settings)
+    redis = Redis.from_url(settings.redis_url or "")
+    bus = RedisStreamBus(redis)
+    partitions = Partitions(engine)
+    worker = Worker(
+        bus,
+        create_sessionmaker(engine),
+        name=name,
+        batch_size=batch_size,
+        claim_idle_ms=settings.worker_claim_idle_ms,
+        on_stored=LivePublisher(RedisPubSub(redis)),
+        partitions=partitions,
+    )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, worker.stop)
+    try:
+        await asyncio.gather(worker.run(), maintain(partitions, bus, worker.wait_stopping))
+    finally:
+        await redis.aclose()
+        await engine.dispose()
 
 
 @app.command()

@@ -1,5 +1,7 @@
 """The application factory; the lifespan makes the engines and clients once per process."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,13 +13,25 @@ from redis.asyncio import Redis
 from pulseboard import __version__
 from pulseboard.auth.router import router as auth_router
 from pulseboard.auth.router import users_router
+from pulseboard.core.bus import Bus, InProcessBus
 from pulseboard.core.db import create_engine, create_sessionmaker
 from pulseboard.core.errors import install_error_handlers
+from pulseboard.core.pubsub import InProcessPubSub, PubSub, RedisPubSub
+from pulseboard.core.redis_bus import RedisStreamBus
 from pulseboard.core.security import Passwords, make_password_hasher
 from pulseboard.core.settings import Settings
 from pulseboard.core.state import AppState
 from pulseboard.health import router as health_router
+from pulseboard.ingest.cors import IngestCORSMiddleware
+from pulseboard.ingest.enrich import warm_up
+from pulseboard.ingest.keys import KeyCache
+from pulseboard.ingest.router import router as ingest_router
+from pulseboard.ingest.salts import SaltStore
+from pulseboard.ingest.schemas import Limits
 from pulseboard.orgs.router import router as orgs_router
+from pulseboard.pipeline.live import LivePublisher
+from pulseboard.pipeline.partitions import Partitions
+from pulseboard.pipeline.worker import Worker
 from pulseboard.projects.router import router as projects_router
 from pulseboard.sources.router import router as sources_router
 
@@ -34,18 +48,53 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-        try:
-            if redis is not None:
-                await redis.ping()
-            app.state.pulseboard = AppState(
-                settings=settings,
-                engine=engine,
-                sessions=create_sessionmaker(engine),
-                passwords=Passwords(make_password_hasher(settings)),
-                redis=redis,
+        # Embedded mode: the bus is in this process, and so is the worker `publish` waits for.
+        in_process = InProcessBus() if redis is None else None
+        bus: Bus
+        pubsub: PubSub
+        if redis is not None:
+            await redis.ping()
+            bus, pubsub = RedisStreamBus(redis), RedisPubSub(redis)
+        else:
+            assert in_process is not None
+            bus, pubsub = in_process, InProcessPubSub()
+        sessions = create_sessionmaker(engine)
+        app.state.pulseboard = AppState(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            passwords=Passwords(make_password_hasher(settings)),
+            bus=bus,
+            pubsub=pubsub,
+            key_cache=KeyCache(settings.ingest_key_cache_seconds),
+            salts=SaltStore(sessions),
+            limits=Limits.from_settings(settings),
+            redis=redis,
+        )
+        warm_up()
+        worker: Worker | None = None
+        worker_task: asyncio.Task[None] | None = None
+        if in_process is not None:
+            worker = Worker(
+                in_process,
+                sessions,
+                name="embedded",
+                batch_size=settings.worker_batch_size,
+                block_ms=200,
+                on_stored=LivePublisher(pubsub),
+                partitions=Partitions(engine),
             )
+            worker_task = asyncio.create_task(worker.run())
+        try:
             yield
         finally:
+            if worker is not None and worker_task is not None and in_process is not None:
+                # Let the batch in hand commit, then stop; a waiting read returns at once.
+                worker.stop()
+                in_process.wake()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(worker_task, 10)
+            await bus.close()
             if redis is not None:
                 await redis.aclose()
             await engine.dispose()
@@ -68,9 +117,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    # Outermost, so that ingest answers browsers from any site (the key decides, not CORS).
+    app.add_middleware(IngestCORSMiddleware, paths=("/api/v1/events/ingest", "/api/v1/metrics"))
 
     v1 = APIRouter(prefix="/api/v1")
-    for router in (auth_router, users_router, orgs_router, projects_router, sources_router):
+    for router in (
+        auth_router,
+        users_router,
+        orgs_router,
+        projects_router,
+        sources_router,
+        ingest_router,
+    ):
         v1.include_router(router)
     app.include_router(v1)
     app.include_router(health_router, prefix="/api")

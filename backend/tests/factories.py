@@ -88,3 +88,28 @@ async def create_project(
     assert response.status_code == 201, response.text
     project: dict[str, Any] = response.json()
     return project
+
+
+async def ingest(
+    client: httpx.AsyncClient,
+    key: str,
+    events: list[dict[str, Any]],
+    *,
+    path: str = "/api/v1/events/ingest",
+    field: str = "events",
+    headers: dict[str, str] | None = None,
+    **body: Any,
+) -> httpx.Response:
+    return await client.post(
+        path, json={field: events, **body}, headers={"X-API-Key": key, **(headers or {})}
+    )
+
+
+def pageview(path: str = "/", **fields: Any) -> dict[str, Any]:
+    return {
+        "event": "pageview",
+        "distinct_id": "visitor-1",
+        "session_id": "session-1",
+        "page_url": f"https://shop.example.com{path}",
+        **fields,
+    }

@@ -37,7 +37,7 @@ def upgrade() -> None:
     op.create_table(
         "event_rollups",
         sa.Column("project_id", sa.Uuid(), nullable=False),
-        sa.Column("granularity", sa.SmallInteger(), nullable=False),
+        sa.Column("granularity", sa.Integer(), nullable=False),
         sa.Column("bucket", UTCDateTime(timezone=True), nullable=False),
         sa.Column("event_name", sa.String(length=200), nullable=False),
         sa.Column("dimension", sa.String(length=16), nullable=False),
@@ -110,7 +110,7 @@ def upgrade() -> None:
     op.create_table(
         "metric_rollups",
         sa.Column("project_id", sa.Uuid(), nullable=False),
-        sa.Column("granularity", sa.SmallInteger(), nullable=False),
+        sa.Column("granularity", sa.Integer(), nullable=False),
         sa.Column("bucket", UTCDateTime(timezone=True), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("tags", sa.String(length=2000), nullable=False),

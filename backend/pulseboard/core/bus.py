@@ -39,6 +39,9 @@ class Bus(Protocol):
     async def ack(self, ids: Sequence[str]) -> None:
         """Forget these batches: they are stored."""
 
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Set aside a batch that cannot be stored, with the reason, and stop delivering it."""
+
     async def close(self) -> None: ...
 
 
@@ -58,9 +61,11 @@ class InProcessBus:
     """
 
     publish_timeout: float = 30.0
+    max_dead_letters: int = 100
+    dead_letters: list[tuple[Delivery, str]] = field(default_factory=list)
     _queue: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     _pending: dict[str, _Pending] = field(default_factory=dict)
-    _ids: itertools.count[int] = field(default_factory=itertools.count)
+    _ids: "itertools.count[int]" = field(default_factory=itertools.count)
     _closed: bool = False
 
     async def publish(self, payload: bytes) -> None:
@@ -86,6 +91,10 @@ class InProcessBus:
             ids.append(self._queue.get_nowait())
         return [self._deliver(entry_id) for entry_id in ids if entry_id in self._pending]
 
+    def wake(self) -> None:
+        """Return a waiting `read` at once (empty), so that a stopping worker need not wait."""
+        self._queue.put_nowait("")
+
     async def claim_stale(self, consumer: str, min_idle_ms: int, count: int) -> list[Delivery]:
         # One process holds every consumer: a batch is only ever pending while it is being
         # stored, and a failed store is retried by the same worker before it reads on.
@@ -96,6 +105,15 @@ class InProcessBus:
             pending = self._pending.pop(entry_id, None)
             if pending is not None and not pending.done.done():
                 pending.done.set_result(None)
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        # The publisher is still waiting: it must hear that the batch was not stored, not 202.
+        self.dead_letters.append((delivery, reason))
+        del self.dead_letters[: -self.max_dead_letters]
+        pending = self._pending.pop(delivery.id, None)
+        if pending is not None and not pending.done.done():
+            pending.done.set_exception(BusUnavailable(f"the batch could not be stored: {reason}"))
+            pending.done.exception()
 
     async def close(self) -> None:
         self._closed = True

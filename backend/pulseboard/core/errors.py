@@ -17,9 +17,11 @@ class PulseboardError(Exception):
     # True when the work done before the refusal must be committed all the same.
     keeps_changes: bool = False
 
-    def __init__(self, detail: str | None = None) -> None:
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
         if detail is not None:
             self.detail = detail
+        # More fields for the response body, such as the per-item errors of a refused batch.
+        self.extra = extra
         super().__init__(self.detail)
 
 
@@ -58,6 +60,13 @@ class Conflict(PulseboardError):
     detail = "Conflict"
 
 
+class ServiceUnavailable(PulseboardError):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "unavailable"
+    detail = "The service cannot take this request now; retry shortly"
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
+
+
 class Unprocessable(PulseboardError):
     status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
     code = "unprocessable"
@@ -70,7 +79,8 @@ def error_body(detail: Any, code: str) -> dict[str, Any]:
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PulseboardError)
-    return JSONResponse(error_body(exc.detail, exc.code), exc.status_code, headers=exc.headers)
+    body = {**error_body(exc.detail, exc.code), **jsonable_encoder(exc.extra)}
+    return JSONResponse(body, exc.status_code, headers=exc.headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

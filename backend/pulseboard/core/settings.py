@@ -32,6 +32,25 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
     database_echo: bool = False
+    # Behind a proxy that sets X-Forwarded-For; off, the peer address is the client's.
+    trust_proxy: bool = False
+
+    # Ingest limits: past any of these a request is refused whole, with the reason.
+    ingest_max_body_bytes: int = 1_000_000
+    ingest_max_batch: int = 1000
+    ingest_max_name_length: int = 200
+    ingest_max_property_keys: int = 64
+    ingest_max_property_depth: int = 3
+    ingest_max_property_bytes: int = 8192
+    ingest_max_age_days: int = 7
+    ingest_max_future_minutes: int = 60
+    # How long a write key's lookup is remembered by an API process.
+    ingest_key_cache_seconds: float = 5.0
+
+    # The worker: how many request batches it stores per transaction, and when it claims
+    # batches a dead worker left unacknowledged.
+    worker_batch_size: int = Field(default=50, ge=1)
+    worker_claim_idle_ms: int = Field(default=30_000, ge=100)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -5,8 +5,13 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from pulseboard.core.bus import Bus
+from pulseboard.core.pubsub import PubSub
 from pulseboard.core.security import Passwords
 from pulseboard.core.settings import Settings
+from pulseboard.ingest.keys import KeyCache
+from pulseboard.ingest.salts import SaltStore
+from pulseboard.ingest.schemas import Limits
 
 
 @dataclass(slots=True)
@@ -15,4 +20,9 @@ class AppState:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     passwords: Passwords
-    redis: "Redis | None" = None
+    bus: Bus
+    pubsub: PubSub
+    key_cache: KeyCache
+    salts: SaltStore
+    limits: Limits
+    redis: Redis | None = None

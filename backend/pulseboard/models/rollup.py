@@ -1,7 +1,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Double, LargeBinary, SmallInteger, String
+from sqlalchemy import BigInteger, Double, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pulseboard.models.base import Base
@@ -17,7 +17,7 @@ class EventRollup(Base):
     __tablename__ = "event_rollups"
 
     project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    granularity: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    granularity: Mapped[int] = mapped_column(Integer, primary_key=True)
     bucket: Mapped[datetime] = mapped_column(primary_key=True)
     event_name: Mapped[str] = mapped_column(String(200), primary_key=True)
     dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -33,7 +33,7 @@ class MetricRollup(Base):
     __tablename__ = "metric_rollups"
 
     project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    granularity: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    granularity: Mapped[int] = mapped_column(Integer, primary_key=True)
     bucket: Mapped[datetime] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     # The tag set as canonical JSON (sorted keys), "{}" for none.

@@ -8,7 +8,9 @@ from pulseboard.core.deps import (
     OrganizationOwner,
     OrganizationReader,
     SessionDep,
+    StateDep,
 )
+from pulseboard.ingest.keys import commit_then_forget
 from pulseboard.orgs import service
 from pulseboard.orgs.schemas import (
     MemberCreate,
@@ -47,8 +49,12 @@ async def update_organization(
 
 
 @router.delete("/{organization_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_organization(access: OrganizationOwner, session: SessionDep) -> None:
+async def delete_organization(
+    access: OrganizationOwner, session: SessionDep, state: StateDep
+) -> None:
+    """Delete the organization with its projects, their data and their keys."""
     await service.delete_organization(session, access)
+    await commit_then_forget(session, state.key_cache)
 
 
 @router.get("/{organization_id}/members", response_model=list[MemberRead])

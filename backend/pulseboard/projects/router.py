@@ -2,7 +2,8 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from pulseboard.core.deps import CurrentUser, ProjectAdmin, ProjectReader, SessionDep
+from pulseboard.core.deps import CurrentUser, ProjectAdmin, ProjectReader, SessionDep, StateDep
+from pulseboard.ingest.keys import commit_then_forget
 from pulseboard.projects import service
 from pulseboard.projects.schemas import ProjectCreate, ProjectRead, ProjectUpdate, ProjectWithKey
 
@@ -31,17 +32,23 @@ async def get_project(project: ProjectReader, session: SessionDep) -> ProjectRea
 
 @router.patch("/{project_id}", response_model=ProjectRead)
 async def update_project(
-    data: ProjectUpdate, project: ProjectAdmin, session: SessionDep
+    data: ProjectUpdate, project: ProjectAdmin, session: SessionDep, state: StateDep
 ) -> ProjectRead:
-    return await service.update_project(session, project, data)
+    """Change a project; a new domain allowlist or timezone applies to ingest at once."""
+    updated = await service.update_project(session, project, data)
+    await commit_then_forget(session, state.key_cache)
+    return updated
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_project(project: ProjectAdmin, session: SessionDep) -> None:
+async def delete_project(project: ProjectAdmin, session: SessionDep, state: StateDep) -> None:
     await service.delete_project(session, project)
+    await commit_then_forget(session, state.key_cache)
 
 
 @router.post("/{project_id}/rotate-key", response_model=ProjectWithKey)
-async def rotate_key(project: ProjectAdmin, session: SessionDep) -> ProjectWithKey:
+async def rotate_key(project: ProjectAdmin, session: SessionDep, state: StateDep) -> ProjectWithKey:
     """Replace the write key; the old one stops working at once."""
-    return await service.rotate_key(session, project)
+    rotated = await service.rotate_key(session, project)
+    await commit_then_forget(session, state.key_cache)
+    return rotated

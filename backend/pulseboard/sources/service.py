@@ -27,6 +27,7 @@ class IngestTarget:
     source_kind: SourceKind
     enabled: bool
     domains: tuple[str, ...]
+    timezone: str
 
 
 async def create_default_source(session: AsyncSession, project: Project) -> str:
@@ -102,6 +103,7 @@ async def resolve_write_key(session: AsyncSession, key: str) -> IngestTarget | N
         source_kind=source.kind,
         enabled=source.enabled,
         domains=tuple(project.domains),
+        timezone=project.timezone,
     )
 
 

@@ -1,0 +1,263 @@
+"""Ingest: check the key, validate the batch, enrich each item, publish one bus message."""
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import ValidationError
+
+from pulseboard.core.bus import BusUnavailable
+from pulseboard.core.errors import Forbidden, NotAuthenticated, ServiceUnavailable, Unprocessable
+from pulseboard.core.security import utcnow
+from pulseboard.core.state import AppState
+from pulseboard.ingest.enrich import enrich
+from pulseboard.ingest.schemas import (
+    EventBatch,
+    EventIn,
+    ItemError,
+    Limits,
+    MetricBatch,
+    MetricIn,
+    as_utc,
+)
+from pulseboard.pipeline.messages import EVENTS, METRICS
+from pulseboard.sources import service as sources_service
+from pulseboard.sources.service import IngestTarget
+
+
+class InvalidApiKey(NotAuthenticated):
+    code = "invalid_api_key"
+    detail = "The write key is missing, wrong, rotated or deleted"
+    headers = None
+
+
+class SourceDisabled(Forbidden):
+    code = "source_disabled"
+    detail = "This data source is switched off"
+
+
+class OriginNotAllowed(Forbidden):
+    code = "origin_not_allowed"
+
+
+class InvalidBatch(Unprocessable):
+    code = "invalid_items"
+
+
+class IngestUnavailable(ServiceUnavailable):
+    code = "ingest_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """What the request itself tells about the sender."""
+
+    user_agent: str | None
+    ip: str | None
+    origin: str | None
+
+
+async def authenticate(state: AppState, key: str | None, origin: str | None) -> IngestTarget:
+    if not key:
+        raise InvalidApiKey()
+
+    async def load(value: str) -> IngestTarget | None:
+        async with state.sessions() as session:
+            return await sources_service.resolve_write_key(session, value)
+
+    target = await state.key_cache.resolve(key, load)
+    if target is None:
+        raise InvalidApiKey()
+    if not target.enabled:
+        raise SourceDisabled()
+    if origin and target.domains and not origin_allowed(origin, target.domains):
+        raise OriginNotAllowed(f"Origin {origin} is not in this project's domain allowlist")
+    return target
+
+
+def origin_allowed(origin: str, domains: tuple[str, ...]) -> bool:
+    host = origin.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
+    for domain in domains:
+        if domain.startswith("*."):
+            if host == domain[2:] or host.endswith(domain[1:]):
+                return True
+        elif host == domain or host == f"www.{domain}":
+            return True
+    return False
+
+
+def api_key_of(body: Any, header: str | None) -> str | None:
+    if header:
+        return header
+    key = body.get("api_key") if isinstance(body, dict) else None
+    return key if isinstance(key, str) else None
+
+
+async def ingest_events(state: AppState, target: IngestTarget, body: Any, client: Client) -> int:
+    limits = state.limits
+    batch = _validate(EventBatch, body, "events", limits)
+    now = utcnow()
+    timestamps = _timestamps([e.timestamp for e in batch.events], batch.sent_at, now, limits)
+    salt = await state.salts.salt_for(now.date())
+    project = str(target.project_id)
+    rows = [
+        _event_row(event, timestamp, now, client, salt, project)
+        for event, timestamp in zip(batch.events, timestamps, strict=True)
+    ]
+    await _publish(state, EVENTS, target, now, rows)
+    return len(rows)
+
+
+async def ingest_metrics(state: AppState, target: IngestTarget, body: Any) -> int:
+    limits = state.limits
+    batch = _validate(MetricBatch, body, "metrics", limits)
+    now = utcnow()
+    timestamps = _timestamps([m.timestamp for m in batch.metrics], batch.sent_at, now, limits)
+    rows = [
+        _metric_row(metric, timestamp)
+        for metric, timestamp in zip(batch.metrics, timestamps, strict=True)
+    ]
+    await _publish(state, METRICS, target, now, rows)
+    return len(rows)
+
+
+Batch = TypeVar("Batch", EventBatch, MetricBatch)
+
+
+def _validate(model: type[Batch], body: Any, field: str, limits: Limits) -> Batch:
+    items = body.get(field) if isinstance(body, dict) else None
+    if isinstance(items, list):
+        if not items:
+            raise InvalidBatch(f"`{field}` is empty", errors=[])
+        if len(items) > limits.max_batch:
+            raise InvalidBatch(
+                f"The batch has {len(items)} {field}; the limit is {limits.max_batch}", errors=[]
+            )
+    try:
+        return model.model_validate(body, context={"limits": limits})
+    except ValidationError as exc:
+        raise _rejection(exc, field, len(items) if isinstance(items, list) else 0) from exc
+
+
+def _rejection(exc: ValidationError, field: str, total: int) -> InvalidBatch:
+    errors: list[ItemError] = []
+    for error in exc.errors(include_url=False):
+        location = error["loc"]
+        if len(location) >= 2 and location[0] == field and isinstance(location[1], int):
+            where = ".".join(str(part) for part in location[2:]) or "item"
+            errors.append(ItemError(index=location[1], field=where, reason=error["msg"]))
+        else:
+            where = ".".join(str(part) for part in location) or "body"
+            errors.append(ItemError(index=None, field=where, reason=error["msg"]))
+    bad = len({e.index for e in errors if e.index is not None})
+    detail = (
+        f"{bad} of {total} {field} are invalid; nothing was stored"
+        if bad
+        else f"The body is not a valid {field} batch"
+    )
+    return InvalidBatch(detail, errors=errors)
+
+
+def _timestamps(
+    given: list[datetime | None], sent_at: datetime | None, now: datetime, limits: Limits
+) -> list[datetime]:
+    # As PostHog does: the gap between the client's clock and ours, measured by `sent_at`, moves
+    # every timestamp of the batch by the same amount.
+    skew = now - as_utc(sent_at) if sent_at else timedelta(0)
+    # Whole milliseconds, so that a resend of the same event lands on the same stored key.
+    skew = timedelta(milliseconds=round(skew / timedelta(milliseconds=1)))
+    earliest, latest = now - limits.max_age, now + limits.max_future
+    result: list[datetime] = []
+    errors: list[ItemError] = []
+    for index, moment in enumerate(given):
+        corrected = as_utc(moment) + skew if moment else now
+        if corrected < earliest:
+            errors.append(
+                ItemError(
+                    index=index,
+                    field="timestamp",
+                    reason=f"is older than {limits.max_age.days} days",
+                )
+            )
+        elif corrected > latest:
+            minutes = int(limits.max_future.total_seconds() // 60)
+            errors.append(
+                ItemError(
+                    index=index, field="timestamp", reason=f"is more than {minutes} minutes ahead"
+                )
+            )
+        result.append(corrected)
+    if errors:
+        raise InvalidBatch(
+            f"{len(errors)} of {len(given)} timestamps are out of range; nothing was stored",
+            errors=errors,
+        )
+    return result
+
+
+def _event_row(
+    event: EventIn, timestamp: datetime, now: datetime, client: Client, salt: bytes, project: str
+) -> dict[str, Any]:
+    derived = enrich(client.user_agent, event.referrer, event.page_url, client.ip, salt, project)
+    distinct_id = event.distinct_id or _anonymous_id(salt, project, client)
+    return {
+        "id": str(event.uuid or uuid.uuid4()),
+        "timestamp": timestamp,
+        "event_name": event.event,
+        "distinct_id": distinct_id,
+        "session_id": event.session_id,
+        "properties": event.properties,
+        "page_url": event.page_url,
+        "host": derived.host,
+        "path": derived.path if event.page_url else None,
+        "referrer": event.referrer,
+        "referrer_domain": derived.referrer_domain,
+        "utm_source": derived.utm_source,
+        "utm_medium": derived.utm_medium,
+        "utm_campaign": derived.utm_campaign,
+        "utm_term": derived.utm_term,
+        "utm_content": derived.utm_content,
+        "browser": derived.browser,
+        "os": derived.os,
+        "device": derived.device,
+        "is_bot": derived.is_bot,
+        "ip_hash": derived.ip_hash,
+    }
+
+
+def _anonymous_id(salt: bytes, project: str, client: Client) -> str:
+    """Without a distinct id, a visitor is the day's hash of address and browser (as Plausible)."""
+    material = b"\0".join(
+        (salt, project.encode(), (client.ip or "").encode(), (client.user_agent or "").encode())
+    )
+    return "anon:" + hashlib.sha256(material).hexdigest()[:32]
+
+
+def _metric_row(metric: MetricIn, timestamp: datetime) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "timestamp": timestamp,
+        "name": metric.name,
+        "tags": metric.tags,
+        "value": metric.value,
+    }
+
+
+async def _publish(
+    state: AppState, kind: str, target: IngestTarget, now: datetime, rows: list[dict[str, Any]]
+) -> None:
+    message = {
+        "kind": kind,
+        "project_id": str(target.project_id),
+        "source_id": str(target.source_id),
+        "timezone": target.timezone,
+        "received_at": now,
+        "items": rows,
+    }
+    try:
+        await state.bus.publish(orjson.dumps(message))
+    except BusUnavailable as exc:
+        raise IngestUnavailable(f"Ingest is unavailable: {exc}") from exc

@@ -1,0 +1,174 @@
+"""Rollups: what a batch of new rows adds to each (bucket, event, dimension) and how it merges.
+
+Counts add; unique users and sessions are HyperLogLog sketches and quantiles KLL sketches, both
+merged with what a bucket already holds. Only rows that were new in the database get here, so a
+redelivered batch adds nothing.
+"""
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pulseboard.pipeline import sketches
+
+MINUTE, HOUR, DAY = 60, 3600, 86400
+GRANULARITIES = (MINUTE, HOUR, DAY)
+TOTAL = ""
+# Dimension name in rollups → column of the raw event it is read from.
+DIMENSIONS: dict[str, str] = {
+    "path": "path",
+    "referrer": "referrer_domain",
+    "utm_source": "utm_source",
+    "browser": "browser",
+    "os": "os",
+    "device": "device",
+}
+
+EventKey = tuple[uuid.UUID, int, datetime, str, str, str]
+MetricKey = tuple[uuid.UUID, int, datetime, str, str]
+
+
+@dataclass(slots=True)
+class EventDelta:
+    count: int = 0
+    users: set[str] = field(default_factory=set)
+    sessions: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class MetricDelta:
+    count: int = 0
+    sum: float = 0.0
+    min: float = float("inf")
+    max: float = float("-inf")
+    values: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRollupValues:
+    count: int
+    users: bytes
+    sessions: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRollupValues:
+    count: int
+    sum: float
+    min: float
+    max: float
+    quantiles: bytes
+
+
+class Buckets:
+    """Bucket starts for one timezone; day buckets begin at the project's local midnight."""
+
+    def __init__(self, timezone: str) -> None:
+        self._zone = _zone(timezone)
+        self._days: dict[int, datetime] = {}
+        self._starts: dict[int, datetime] = {}
+
+    def starts(self, moment: datetime) -> tuple[datetime, datetime, datetime]:
+        seconds = int(moment.timestamp())
+        minute = seconds - seconds % MINUTE
+        hour = seconds - seconds % HOUR
+        day = self._days.get(minute)
+        if day is None:
+            local_date = datetime.fromtimestamp(minute, UTC).astimezone(self._zone).date()
+            day = datetime.combine(local_date, time(0), tzinfo=self._zone).astimezone(UTC)
+            self._days[minute] = day
+        return self._start(minute), self._start(hour), day
+
+    def _start(self, seconds: int) -> datetime:
+        start = self._starts.get(seconds)
+        if start is None:
+            start = self._starts[seconds] = datetime.fromtimestamp(seconds, UTC)
+        return start
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def event_deltas(
+    project_id: uuid.UUID, timezone: str, rows: Iterable[dict[str, Any]]
+) -> dict[EventKey, EventDelta]:
+    """What these new events add to each rollup row; bots are stored but never counted."""
+    buckets = Buckets(timezone)
+    deltas: dict[EventKey, EventDelta] = {}
+    for row in rows:
+        if row["is_bot"]:
+            continue
+        name = row["event_name"]
+        user = row["distinct_id"]
+        session = row["session_id"]
+        dimensions = [(TOTAL, "")]
+        dimensions.extend(
+            (dimension, value)
+            for dimension, column in DIMENSIONS.items()
+            if (value := row.get(column)) is not None
+        )
+        for granularity, start in zip(GRANULARITIES, buckets.starts(row["timestamp"]), strict=True):
+            for dimension, value in dimensions:
+                key = (project_id, granularity, start, name, dimension, value)
+                delta = deltas.get(key)
+                if delta is None:
+                    delta = deltas[key] = EventDelta()
+                delta.count += 1
+                delta.users.add(user)
+                if session:
+                    delta.sessions.add(session)
+    return deltas
+
+
+def metric_deltas(
+    project_id: uuid.UUID, timezone: str, rows: Iterable[dict[str, Any]]
+) -> dict[MetricKey, MetricDelta]:
+    buckets = Buckets(timezone)
+    deltas: dict[MetricKey, MetricDelta] = {}
+    for row in rows:
+        value = row["value"]
+        for granularity, start in zip(GRANULARITIES, buckets.starts(row["timestamp"]), strict=True):
+            key = (project_id, granularity, start, row["name"], row["tags_key"])
+            delta = deltas.get(key)
+            if delta is None:
+                delta = deltas[key] = MetricDelta()
+            delta.count += 1
+            delta.sum += value
+            delta.min = min(delta.min, value)
+            delta.max = max(delta.max, value)
+            delta.values.append(value)
+    return deltas
+
+
+def merge_event(delta: EventDelta, existing: EventRollupValues | None) -> EventRollupValues:
+    users = sketches.hll_of(delta.users)
+    sessions = sketches.hll_of(delta.sessions)
+    if existing is None:
+        return EventRollupValues(delta.count, users, sessions)
+    return EventRollupValues(
+        count=existing.count + delta.count,
+        users=sketches.hll_merge((existing.users, users)),
+        sessions=sketches.hll_merge((existing.sessions, sessions)),
+    )
+
+
+def merge_metric(delta: MetricDelta, existing: MetricRollupValues | None) -> MetricRollupValues:
+    quantiles = sketches.quantiles_of(delta.values)
+    if existing is None:
+        return MetricRollupValues(delta.count, delta.sum, delta.min, delta.max, quantiles)
+    return MetricRollupValues(
+        count=existing.count + delta.count,
+        sum=existing.sum + delta.sum,
+        min=min(existing.min, delta.min),
+        max=max(existing.max, delta.max),
+        quantiles=sketches.quantiles_merge((existing.quantiles, quantiles)),
+    )

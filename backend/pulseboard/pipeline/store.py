@@ -1,0 +1,158 @@
+"""Storing a group of bus batches in one transaction: raw rows first, then what was new in them
+rolled up, then the sources' counters."""
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pulseboard.pipeline import rollups
+from pulseboard.pipeline.messages import EVENTS, Batch, canonical_tags
+from pulseboard.pipeline.partitions import Partitions
+from pulseboard.pipeline.repository import PipelineRepository
+from pulseboard.sources.repository import DataSourceRepository
+
+
+@dataclass(slots=True)
+class Stored:
+    """What a store added: the new rows per project, for live updates and the caller's counts."""
+
+    events: dict[uuid.UUID, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    metrics: dict[uuid.UUID, list[dict[str, Any]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+    @property
+    def event_count(self) -> int:
+        return sum(len(rows) for rows in self.events.values())
+
+    @property
+    def metric_count(self) -> int:
+        return sum(len(rows) for rows in self.metrics.values())
+
+
+@dataclass(slots=True)
+class _Group:
+    project_id: uuid.UUID
+    timezone: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def store_batches(
+    sessions: async_sessionmaker[AsyncSession], partitions: Partitions, batches: list[Batch]
+) -> Stored:
+    """Make the partitions the rows need (short transactions of their own), then store."""
+    for table, days in partition_days(batches).items():
+        await partitions.ensure(table, days)
+    async with sessions() as session, session.begin():
+        return await store(session, batches)
+
+
+async def store(session: AsyncSession, batches: list[Batch]) -> Stored:
+    repository = PipelineRepository(session)
+    events, metrics = _raw_rows(batches)
+
+    new_events = await _insert_new(events, repository.insert_events)
+    new_metrics = await _insert_new(metrics, repository.insert_metric_points)
+
+    projects = {row["project_id"] for row in (*new_events, *new_metrics)}
+    await repository.lock_rollups(projects)
+    await _roll_up_events(repository, new_events)
+    await _roll_up_metrics(repository, new_metrics)
+    await _count_per_source(session, new_events, new_metrics)
+
+    stored = Stored()
+    for row in new_events:
+        stored.events[row["project_id"]].append(row)
+    for row in new_metrics:
+        stored.metrics[row["project_id"]].append(row)
+    return stored
+
+
+def partition_days(batches: list[Batch]) -> dict[str, set[date]]:
+    """The UTC days each raw table needs a partition for."""
+    days: dict[str, set[date]] = {"events": set(), "metric_points": set()}
+    for batch in batches:
+        table = days["events" if batch.kind == EVENTS else "metric_points"]
+        table.update(item["timestamp"].astimezone(UTC).date() for item in batch.items)
+    return days
+
+
+def _raw_rows(batches: list[Batch]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The batches' items as table rows; an item repeated inside the group is kept once."""
+    events: dict[tuple[Any, ...], dict[str, Any]] = {}
+    metrics: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for batch in batches:
+        target = events if batch.kind == EVENTS else metrics
+        for item in batch.items:
+            row = {
+                **item,
+                "project_id": batch.project_id,
+                "source_id": batch.source_id,
+                "received_at": batch.received_at,
+                # Carried beside the row, not stored: the project's day boundaries for rollups.
+                "_timezone": batch.timezone,
+            }
+            target.setdefault((batch.project_id, item["timestamp"], item["id"]), row)
+    return list(events.values()), list(metrics.values())
+
+
+async def _insert_new(rows: list[dict[str, Any]], insert: Any) -> list[dict[str, Any]]:
+    if not rows:
+        return []
+    columns = [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
+    new_keys = await insert(columns)
+    return [row for row in rows if (row["project_id"], row["timestamp"], row["id"]) in new_keys]
+
+
+def _groups(rows: list[dict[str, Any]]) -> list[_Group]:
+    groups: dict[tuple[uuid.UUID, str], _Group] = {}
+    for row in rows:
+        key = (row["project_id"], row["_timezone"])
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group(*key)
+        group.rows.append(row)
+    return list(groups.values())
+
+
+async def _roll_up_events(repository: PipelineRepository, rows: list[dict[str, Any]]) -> None:
+    deltas: dict[rollups.EventKey, rollups.EventDelta] = {}
+    for group in _groups(rows):
+        deltas.update(rollups.event_deltas(group.project_id, group.timezone, group.rows))
+    if not deltas:
+        return
+    existing = await repository.load_event_rollups(list(deltas))
+    merged = {key: rollups.merge_event(delta, existing.get(key)) for key, delta in deltas.items()}
+    await repository.save_event_rollups(merged)
+
+
+async def _roll_up_metrics(repository: PipelineRepository, rows: list[dict[str, Any]]) -> None:
+    deltas: dict[rollups.MetricKey, rollups.MetricDelta] = {}
+    for group in _groups(rows):
+        for row in group.rows:
+            row["tags_key"] = canonical_tags(row["tags"])
+        deltas.update(rollups.metric_deltas(group.project_id, group.timezone, group.rows))
+    if not deltas:
+        return
+    existing = await repository.load_metric_rollups(list(deltas))
+    merged = {key: rollups.merge_metric(delta, existing.get(key)) for key, delta in deltas.items()}
+    await repository.save_metric_rollups(merged)
+
+
+async def _count_per_source(
+    session: AsyncSession, events: list[dict[str, Any]], metrics: list[dict[str, Any]]
+) -> None:
+    counts: dict[uuid.UUID, list[Any]] = {}
+    for index, rows in enumerate((events, metrics)):
+        for row in rows:
+            entry = counts.setdefault(row["source_id"], [0, 0, row["timestamp"]])
+            entry[index] += 1
+            entry[2] = max(entry[2], row["timestamp"])
+    sources = DataSourceRepository(session)
+    for source_id in sorted(counts):
+        event_count, metric_count, latest = counts[source_id]
+        await sources.record_ingest(source_id, event_count, metric_count, latest)

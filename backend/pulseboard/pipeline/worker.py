@@ -1,0 +1,170 @@
+"""The worker loop: read batches from the bus, store them, acknowledge, publish live updates.
+
+A batch is acknowledged only after its transaction committed, so a worker that dies in between
+leaves it pending for another to claim; storing is idempotent, so that second delivery adds
+nothing that the first already added. Database errors are retried with backoff, without ack.
+"""
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pulseboard.core.bus import Bus, Delivery
+from pulseboard.pipeline.messages import Batch, MalformedMessage, decode
+from pulseboard.pipeline.partitions import Partitions
+from pulseboard.pipeline.store import Stored, store_batches
+
+log = logging.getLogger(__name__)
+
+# A batch failing this often for a reason other than a lost database goes to the dead letters.
+MAX_ATTEMPTS = 5
+BACKOFF_START = 0.05
+BACKOFF_MAX = 5.0
+
+OnStored = Callable[[Stored], Awaitable[None]]
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    events: int = 0
+    metrics: int = 0
+    retries: int = 0
+    dead_letters: int = 0
+
+
+def is_transient(error: BaseException) -> bool:
+    """A lost or restarting database: wait and retry, for as long as it takes."""
+    if isinstance(
+        error, OperationalError | InterfaceError | ConnectionError | OSError | TimeoutError
+    ):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+class Worker:
+    def __init__(
+        self,
+        bus: Bus,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        name: str,
+        batch_size: int = 50,
+        block_ms: int = 1000,
+        claim_idle_ms: int = 30_000,
+        on_stored: OnStored | None = None,
+        partitions: Partitions,
+    ) -> None:
+        self.bus = bus
+        self.sessions = sessions
+        self.name = name
+        self.batch_size = batch_size
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.on_stored = on_stored
+        self.partitions = partitions
+        self.stats = WorkerStats()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def wait_stopping(self, seconds: float = 60.0) -> bool:
+        """Wait up to `seconds`; True once the worker is asked to stop (for companion loops)."""
+        return not await self._sleep(seconds)
+
+    async def run(self) -> None:
+        log.info("worker %s started", self.name)
+        while not self._stopping.is_set():
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The bus itself failed (Redis away): wait a little and carry on.
+                log.exception("worker %s: bus error", self.name)
+                await self._sleep(1.0)
+        log.info("worker %s stopped", self.name)
+
+    async def step(self) -> int:
+        """Take one group of batches through; return how many deliveries it handled."""
+        deliveries = await self.bus.claim_stale(self.name, self.claim_idle_ms, self.batch_size)
+        if not deliveries:
+            deliveries = await self.bus.read(self.name, self.batch_size, self.block_ms)
+        if not deliveries:
+            return 0
+        readable: list[tuple[Delivery, Batch]] = []
+        for delivery in deliveries:
+            try:
+                readable.append((delivery, decode(delivery.payload)))
+            except MalformedMessage as exc:
+                await self._dead_letter(delivery, str(exc))
+        if readable and not await self._store_all(readable):
+            return 0
+        return len(deliveries)
+
+    async def _store_all(self, readable: list[tuple[Delivery, Batch]]) -> bool:
+        attempt = 0
+        while True:
+            try:
+                stored = await self._store([batch for _, batch in readable])
+            except Exception as exc:
+                attempt += 1
+                self.stats.retries += 1
+                if not is_transient(exc) and attempt >= MAX_ATTEMPTS:
+                    return await self._isolate(readable, exc)
+                log.warning("worker %s: store failed (attempt %d): %s", self.name, attempt, exc)
+                if not await self._sleep(_backoff(attempt)):
+                    return False  # stopping: the batches stay unacknowledged, nothing is lost
+                continue
+            await self.bus.ack([delivery.id for delivery, _ in readable])
+            self.stats.batches += len(readable)
+            self.stats.events += stored.event_count
+            self.stats.metrics += stored.metric_count
+            if self.on_stored is not None:
+                await self._notify(stored)
+            return True
+
+    async def _isolate(self, readable: list[tuple[Delivery, Batch]], error: Exception) -> bool:
+        """A group keeps failing: store its batches one by one, and dead-letter the bad ones."""
+        if len(readable) == 1:
+            await self._dead_letter(readable[0][0], f"store failed {MAX_ATTEMPTS} times: {error}")
+            return True
+        for entry in readable:
+            if not await self._store_all([entry]):
+                return False
+        return True
+
+    async def _store(self, batches: list[Batch]) -> Stored:
+        return await store_batches(self.sessions, self.partitions, batches)
+
+    async def _notify(self, stored: Stored) -> None:
+        assert self.on_stored is not None
+        try:
+            await self.on_stored(stored)
+        except Exception:
+            # Live updates are best effort; the data is stored and acknowledged already.
+            log.exception("worker %s: live publish failed", self.name)
+
+    async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        log.error("worker %s: dead-lettering %s: %s", self.name, delivery.id, reason)
+        self.stats.dead_letters += 1
+        await self.bus.dead_letter(delivery, reason)
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless asked to stop; return False if stopping."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return True
+        return False
+
+
+def _backoff(attempt: int) -> float:
+    delay: float = min(BACKOFF_MAX, BACKOFF_START * 2 ** (attempt - 1))
+    return delay * (0.5 + random.random() / 2)

@@ -1,0 +1,43 @@
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from pulseboard.models import Event, EventRollup, MetricPoint
+from tests.factories import Actor, create_actor, create_project
+
+
+@pytest.fixture
+async def owner(client: httpx.AsyncClient) -> Actor:
+    return await create_actor(client, "owner")
+
+
+@pytest.fixture
+async def project(client: httpx.AsyncClient, owner: Actor) -> dict[str, Any]:
+    return await create_project(client, owner, name="Shop")
+
+
+async def count_rows(app: FastAPI, model: type[Event] | type[MetricPoint] = Event) -> int:
+    async with app.state.pulseboard.sessions() as session:
+        return (await session.scalar(select(func.count()).select_from(model))) or 0
+
+
+async def rollup_count(
+    app: FastAPI,
+    granularity: int = 86400,
+    event: str = "pageview",
+    dimension: str = "",
+    value: str = "",
+) -> int:
+    async with app.state.pulseboard.sessions() as session:
+        total = await session.scalar(
+            select(func.sum(EventRollup.count)).where(
+                EventRollup.granularity == granularity,
+                EventRollup.event_name == event,
+                EventRollup.dimension == dimension,
+                EventRollup.value == value,
+            )
+        )
+        return int(total or 0)

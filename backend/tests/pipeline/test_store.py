@@ -1,0 +1,156 @@
+"""The worker's store step against both engines: idempotent, and rollups equal their raw rows."""
+
+import random
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from pulseboard.models import Event, EventRollup, MetricPoint, MetricRollup
+from pulseboard.pipeline import sketches
+from pulseboard.pipeline.messages import METRICS
+from pulseboard.pipeline.partitions import Partitions
+from pulseboard.pipeline.rollups import DIMENSIONS
+from pulseboard.pipeline.store import store_batches
+from tests.pipeline.helpers import batch, event_item, metric_item
+
+PROJECT = uuid.UUID("00000000-0000-4000-8000-000000000001")
+SOURCE = uuid.UUID("00000000-0000-4000-8000-000000000002")
+
+
+async def _store(app: FastAPI, *batches: Any) -> int:
+    state = app.state.pulseboard
+    stored = await store_batches(state.sessions, Partitions(state.engine), list(batches))
+    return stored.event_count
+
+
+async def test_storing_the_same_batch_twice_adds_nothing_the_second_time(app: FastAPI) -> None:
+    now = datetime.now(UTC)
+    items = [event_item(now, user=f"u{i}") for i in range(10)]
+    first = batch(PROJECT, SOURCE, items)
+    assert await _store(app, first) == 10
+    assert await _store(app, batch(PROJECT, SOURCE, items)) == 0
+    assert await _store(app, first, batch(PROJECT, SOURCE, items[:3])) == 0
+
+    async with app.state.pulseboard.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Event)) == 10
+        counts = (
+            await session.execute(
+                select(EventRollup.granularity, func.sum(EventRollup.count))
+                .where(EventRollup.dimension == "")
+                .group_by(EventRollup.granularity)
+            )
+        ).all()
+    assert sorted(counts) == [(60, 10), (3600, 10), (86400, 10)]
+
+
+@pytest.mark.parametrize("timezone", ["UTC", "America/New_York", "Asia/Kolkata"])
+async def test_every_rollup_equals_the_aggregate_of_its_raw_rows(
+    app: FastAPI, timezone: str
+) -> None:
+    rng = random.Random(7)
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=30)
+    items = []
+    for _ in range(3000):
+        items.append(
+            event_item(
+                start + timedelta(seconds=rng.randrange(30 * 3600)),
+                name=rng.choice(["pageview", "pageview", "signup", "click"]),
+                user=f"user-{rng.randrange(400)}",
+                session=rng.choice([None, f"session-{rng.randrange(900)}"]),
+                path=rng.choice([None, "/", "/pricing", "/docs", "/blog/a"]),
+                browser=rng.choice(["Chrome", "Firefox", "Safari"]),
+                referrer_domain=rng.choice([None, "google.com", "news.ycombinator.com"]),
+                utm_source=rng.choice([None, "newsletter"]),
+                device=rng.choice(["desktop", "mobile"]),
+                is_bot=rng.random() < 0.05,
+            )
+        )
+    # Several bus messages, in one and in separate transactions.
+    batches = [
+        batch(PROJECT, SOURCE, items[i : i + 250], timezone=timezone) for i in range(0, 3000, 250)
+    ]
+    await _store(app, *batches[:6])
+    for one in batches[6:]:
+        await _store(app, one)
+
+    zone = ZoneInfo(timezone)
+    expected: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, set(), set()])
+    for item in items:
+        if item["is_bot"]:
+            continue
+        moment = item["timestamp"]
+        local_day = datetime.combine(moment.astimezone(zone).date(), time(0), tzinfo=zone)
+        starts = {
+            60: moment.replace(second=0, microsecond=0),
+            3600: moment.replace(minute=0, second=0, microsecond=0),
+            86400: local_day.astimezone(UTC),
+        }
+        values = [("", "")] + [
+            (dimension, item[column])
+            for dimension, column in DIMENSIONS.items()
+            if item[column] is not None
+        ]
+        for granularity, bucket in starts.items():
+            for dimension, value in values:
+                entry = expected[(granularity, bucket, item["event_name"], dimension, value)]
+                entry[0] += 1
+                entry[1].add(item["distinct_id"])
+                if item["session_id"]:
+                    entry[2].add(item["session_id"])
+
+    async with app.state.pulseboard.sessions() as session:
+        rows = (await session.execute(select(EventRollup))).scalars().all()
+    actual = {(r.granularity, r.bucket, r.event_name, r.dimension, r.value): r for r in rows}
+    assert set(actual) == set(expected)
+    for key, (count, users, sessions) in expected.items():
+        row = actual[key]
+        assert row.count == count, key
+        assert abs(sketches.hll_estimate(row.users) - len(users)) <= max(1, 0.02 * len(users)), key
+        assert abs(sketches.hll_estimate(row.sessions) - len(sessions)) <= max(
+            1, 0.02 * len(sessions)
+        ), key
+
+
+async def test_metric_rollups_equal_their_raw_points(app: FastAPI) -> None:
+    rng = random.Random(3)
+    start = datetime.now(UTC) - timedelta(hours=5)
+    items = [
+        metric_item(
+            start + timedelta(seconds=rng.randrange(5 * 3600)),
+            "http.latency",
+            rng.lognormvariate(3, 1),
+            route=rng.choice(["/a", "/b"]),
+        )
+        for _ in range(2000)
+    ]
+    for i in range(0, 2000, 500):
+        await _store(app, batch(PROJECT, SOURCE, items[i : i + 500], kind=METRICS))
+    await _store(app, batch(PROJECT, SOURCE, items[:500], kind=METRICS))  # redelivered
+
+    async with app.state.pulseboard.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(MetricPoint)) == 2000
+        hours = (
+            (await session.execute(select(MetricRollup).where(MetricRollup.granularity == 3600)))
+            .scalars()
+            .all()
+        )
+    by_key: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+    for item in items:
+        hour = item["timestamp"].replace(minute=0, second=0, microsecond=0)
+        by_key[(hour, f'{{"route":"{item["tags"]["route"]}"}}')].append(item["value"])
+    assert len(hours) == len(by_key)
+    for row in hours:
+        values = by_key[(row.bucket, row.tags)]
+        assert row.count == len(values)
+        assert row.sum == pytest.approx(sum(values))
+        assert (row.min, row.max) == (min(values), max(values))
+        median = sorted(values)[len(values) // 2]
+        estimate = sketches.quantiles_get(row.quantiles, [0.5])[0]
+        rank = sum(v <= estimate for v in values) / len(values)
+        assert abs(rank - 0.5) < 0.05, (median, estimate)
