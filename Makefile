@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 # uv uses the python3 already here and never downloads an interpreter of its own.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint format install migrate clean
+.PHONY: run test lint format bench install migrate clean
 
 run: install ## Serve on http://$(HOST):$(PORT) with SQLite under ./data (PORT= to change)
 	$(BIN)/pulseboard serve --host $(HOST) --port $(PORT)
@@ -21,10 +21,15 @@ test: install ## The whole suite (PostgreSQL cases need PULSEBOARD_TEST_DATABASE
 	cd backend && $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format check) and mypy
-	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+	cd backend && $(BIN)/ruff check . ../bench && $(BIN)/ruff format --check . ../bench && $(BIN)/mypy
 
 format: install
-	cd backend && $(BIN)/ruff check --fix . && $(BIN)/ruff format .
+	cd backend && $(BIN)/ruff check --fix . ../bench && $(BIN)/ruff format . ../bench
+
+bench: install ## Benchmarks (need PostgreSQL, Redis and wrk); tables printed, JSON in bench/results/
+	$(BIN)/python bench/sketches.py
+	$(BIN)/python bench/enrich.py
+	$(BIN)/python bench/ingest.py
 
 migrate: install
 	$(BIN)/pulseboard migrate

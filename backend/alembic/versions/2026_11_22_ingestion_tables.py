@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
 
 import pulseboard.models.base
+from alembic import op
 
 revision: str = "e3983b0655e6"
 down_revision: str | None = "d1058526add6"

@@ -32,6 +32,7 @@ def weakness(password: str, email: str) -> str | None:
         return "The password must use at least 4 different characters"
     if password.lower() in COMMON:
         return "The password is too common"
-    if email.split("@")[0].lower() in password.lower():
+    name = email.split("@")[0].lower()
+    if len(name) >= 3 and name in password.lower():
         return "The password must not contain the email address"
     return None

@@ -21,6 +21,8 @@ MAX_UTM: Final = 200
 # Longer strings are cut before parsing, so a hostile client cannot fill the cache with megabytes.
 MAX_USER_AGENT: Final = 1_024
 UA_CACHE_SIZE: Final = 4_096
+# Pages and referrers repeat across a site's traffic; a hit costs ~0.1 µs against ~3 µs to parse.
+URL_CACHE_SIZE: Final = 4_096
 MAX_NAME: Final = 64  # browser and OS columns; some rules copy a token of the UA verbatim
 
 
@@ -198,6 +200,7 @@ def _host_of(url: str) -> str | None:
     return host if _valid_host(host) else None
 
 
+@lru_cache(maxsize=URL_CACHE_SIZE)
 def referrer_domain(referrer: str | None, page_host: str | None) -> str | None:
     """The referring site's hostname without `www.`, or None for internal or unusable ones."""
     if not referrer or referrer.isspace():
@@ -229,6 +232,7 @@ def _capped(value: str | None, *, lower: bool = False) -> str | None:
     return value.lower() if lower else value
 
 
+@lru_cache(maxsize=URL_CACHE_SIZE)
 def page_parts(page_url: str | None) -> Page:
     """Host, path and UTM tags of the page URL; `source` and `ref` stand in for `utm_source`."""
     host: str | None = None

@@ -1,11 +1,19 @@
-"""All SQL of the ingest worker: idempotent raw inserts, locked rollup merges, source counters."""
+"""All SQL of the ingest worker: idempotent raw inserts, locked rollup merges.
+
+This is the hot path, so each engine gets the statements that suit it, on the session's own
+connection and transaction: PostgreSQL takes raw rows by COPY into a staging table and rollups as
+arrays (`unnest`); SQLite takes pre-rendered statements with the columns' own type conversions,
+so that nothing is compiled per batch.
+"""
 
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, select, text, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+import orjson
+from sqlalchemy import Column, Table, text
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulseboard.models import Event, EventRollup, MetricPoint, MetricRollup
@@ -16,136 +24,283 @@ from pulseboard.pipeline.rollups import (
     MetricRollupValues,
 )
 
-# Rows per statement: SQLite allows 32,766 bound values; events have 24 columns.
-CHUNK = 1000
-KEY_CHUNK = 500
 # Namespace of the advisory locks that serialise rollup merges per project.
 ROLLUP_LOCK = 7_410_001
+# SQLite binds at most 32,766 values per statement.
+SQLITE_MAX_VALUES = 30_000
 
+EVENTS: Table = Event.__table__  # type: ignore[assignment]
+METRIC_POINTS: Table = MetricPoint.__table__  # type: ignore[assignment]
+EVENT_ROLLUPS: Table = EventRollup.__table__  # type: ignore[assignment]
+METRIC_ROLLUPS: Table = MetricRollup.__table__  # type: ignore[assignment]
 EVENT_KEY = ("project_id", "granularity", "bucket", "event_name", "dimension", "value")
 METRIC_KEY = ("project_id", "granularity", "bucket", "name", "tags")
+EVENT_VALUES = ("count", "users", "sessions")
+METRIC_VALUES = ("count", "sum", "min", "max", "quantiles")
+RAW_KEY = ("project_id", "timestamp", "id")
+
+RawKey = tuple[uuid.UUID, Any, uuid.UUID]
 
 
 class PipelineRepository:
+    """The statements the worker needs; `for_session` picks the engine's implementation."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.dialect = session.get_bind().dialect.name
 
-    def _insert(self, table: Table) -> Any:
-        module = postgresql if self.dialect == "postgresql" else sqlite
-        return module.insert(table)
+    @staticmethod
+    def for_session(session: AsyncSession) -> "PipelineRepository":
+        if session.get_bind().dialect.name == "postgresql":
+            return PostgresPipelineRepository(session)
+        return SqlitePipelineRepository(session)
 
-    async def insert_new(
-        self, table: Table, rows: Sequence[dict[str, Any]]
-    ) -> set[tuple[Any, ...]]:
-        """Insert rows, skipping any already stored; return the keys of those that were new."""
-        inserted: set[tuple[Any, ...]] = set()
-        columns = (table.c.project_id, table.c.timestamp, table.c.id)
-        for start in range(0, len(rows), CHUNK):
-            statement = (
-                self._insert(table)
-                .values(rows[start : start + CHUNK])
-                .on_conflict_do_nothing()
-                .returning(*columns)
-            )
-            result = await self.session.execute(statement)
-            inserted.update((row[0], row[1], row[2]) for row in result)
-        return inserted
-
-    async def insert_events(self, rows: Sequence[dict[str, Any]]) -> set[tuple[Any, ...]]:
-        return await self.insert_new(Event.__table__, rows)  # type: ignore[arg-type]
-
-    async def insert_metric_points(self, rows: Sequence[dict[str, Any]]) -> set[tuple[Any, ...]]:
-        return await self.insert_new(MetricPoint.__table__, rows)  # type: ignore[arg-type]
+    async def insert_new(self, table: Table, rows: Sequence[dict[str, Any]]) -> set[RawKey]:
+        """Insert raw rows, skipping any already stored; return the keys of those that were new."""
+        raise NotImplementedError
 
     async def lock_rollups(self, project_ids: Iterable[uuid.UUID]) -> None:
-        """Hold each project's rollups until commit, so that concurrent workers merge in turn.
+        """Hold each project's rollups until commit, so that concurrent workers merge in turn."""
 
-        In sorted order, so that two workers never wait on each other. SQLite needs no lock: the
-        raw insert before this already took the database's single write lock.
-        """
-        if self.dialect != "postgresql":
-            return
-        for project_id in sorted(set(project_ids)):
-            await self.session.execute(
-                text("SELECT pg_advisory_xact_lock(:space, hashtext(:project))"),
-                {"space": ROLLUP_LOCK, "project": str(project_id)},
-            )
+    async def load_rollups(
+        self, table: Table, key: tuple[str, ...], values: tuple[str, ...], keys: Sequence[Any]
+    ) -> dict[Any, tuple[Any, ...]]:
+        raise NotImplementedError
+
+    async def save_rollups(
+        self,
+        table: Table,
+        key: tuple[str, ...],
+        values: tuple[str, ...],
+        rows: Sequence[tuple[Any, ...]],
+    ) -> None:
+        raise NotImplementedError
+
+    async def insert_events(self, rows: Sequence[dict[str, Any]]) -> set[RawKey]:
+        return await self.insert_new(EVENTS, rows)
+
+    async def insert_metric_points(self, rows: Sequence[dict[str, Any]]) -> set[RawKey]:
+        return await self.insert_new(METRIC_POINTS, rows)
 
     async def load_event_rollups(
         self, keys: Sequence[EventKey]
     ) -> dict[EventKey, EventRollupValues]:
-        table = EventRollup.__table__
-        found: dict[EventKey, EventRollupValues] = {}
-        key_columns = [table.c[name] for name in EVENT_KEY]
-        for start in range(0, len(keys), KEY_CHUNK):
-            statement = select(*key_columns, table.c.count, table.c.users, table.c.sessions).where(
-                tuple_(*key_columns).in_(keys[start : start + KEY_CHUNK])
-            )
-            for row in await self.session.execute(statement):
-                key = (row[0], row[1], row[2], row[3], row[4], row[5])
-                found[key] = EventRollupValues(row[6], row[7], row[8])
-        return found
+        found = await self.load_rollups(EVENT_ROLLUPS, EVENT_KEY, EVENT_VALUES, keys)
+        return {k: EventRollupValues(*v) for k, v in found.items()}
 
-    async def save_event_rollups(self, values: dict[EventKey, EventRollupValues]) -> None:
-        rows = [
-            {
-                **dict(zip(EVENT_KEY, key, strict=True)),
-                "count": v.count,
-                "users": v.users,
-                "sessions": v.sessions,
-            }
-            for key, v in values.items()
-        ]
-        await self._upsert(EventRollup.__table__, rows, EVENT_KEY, ("count", "users", "sessions"))  # type: ignore[arg-type]
+    async def save_event_rollups(self, merged: dict[EventKey, EventRollupValues]) -> None:
+        rows = [(*k, v.count, v.users, v.sessions) for k, v in merged.items()]
+        await self.save_rollups(EVENT_ROLLUPS, EVENT_KEY, EVENT_VALUES, rows)
 
     async def load_metric_rollups(
         self, keys: Sequence[MetricKey]
     ) -> dict[MetricKey, MetricRollupValues]:
-        table = MetricRollup.__table__
-        found: dict[MetricKey, MetricRollupValues] = {}
-        key_columns = [table.c[name] for name in METRIC_KEY]
-        for start in range(0, len(keys), KEY_CHUNK):
-            values = [table.c[name] for name in ("count", "sum", "min", "max", "quantiles")]
-            statement = select(*key_columns, *values).where(
-                tuple_(*key_columns).in_(keys[start : start + KEY_CHUNK])
+        found = await self.load_rollups(METRIC_ROLLUPS, METRIC_KEY, METRIC_VALUES, keys)
+        return {k: MetricRollupValues(*v) for k, v in found.items()}
+
+    async def save_metric_rollups(self, merged: dict[MetricKey, MetricRollupValues]) -> None:
+        rows = [(*k, v.count, v.sum, v.min, v.max, v.quantiles) for k, v in merged.items()]
+        await self.save_rollups(METRIC_ROLLUPS, METRIC_KEY, METRIC_VALUES, rows)
+
+
+# Connections that already have their staging tables (temporary tables live per connection).
+_staged: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+# Array types of the rollup columns as `unnest` parameters; any other column is text.
+PG_ARRAY_TYPES = {
+    "project_id": "uuid",
+    "granularity": "int4",
+    "bucket": "timestamptz",
+    "count": "int8",
+    "users": "bytea",
+    "sessions": "bytea",
+    "quantiles": "bytea",
+    "sum": "float8",
+    "min": "float8",
+    "max": "float8",
+}
+
+
+class PostgresPipelineRepository(PipelineRepository):
+    _driver_connection: Any = None
+
+    async def _driver(self) -> Any:
+        """The asyncpg connection under the session, inside the session's transaction."""
+        if self._driver_connection is None:
+            # A statement through SQLAlchemy opens the transaction that raw calls then join.
+            await self.session.execute(text("SET LOCAL statement_timeout = '120s'"))
+            connection = await self.session.connection()
+            raw = await connection.get_raw_connection()
+            self._driver_connection = raw.driver_connection
+        return self._driver_connection
+
+    async def insert_new(self, table: Table, rows: Sequence[dict[str, Any]]) -> set[RawKey]:
+        driver = await self._driver()
+        staging = f"staging_{table.name}"
+        if driver not in _staged:
+            for name in (EVENTS.name, METRIC_POINTS.name):
+                await driver.execute(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS staging_{name} "
+                    f"(LIKE {name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                )
+            _staged.add(driver)
+        columns = [column.name for column in table.columns]
+        json_columns = {c.name for c in table.columns if c.name in ("properties", "tags")}
+        records = [
+            tuple(
+                orjson.dumps(row[name]).decode() if name in json_columns else row[name]
+                for name in columns
             )
-            for row in await self.session.execute(statement):
-                key = (row[0], row[1], row[2], row[3], row[4])
-                found[key] = MetricRollupValues(row[5], row[6], row[7], row[8], row[9])
-        return found
-
-    async def save_metric_rollups(self, values: dict[MetricKey, MetricRollupValues]) -> None:
-        rows = [
-            {
-                **dict(zip(METRIC_KEY, key, strict=True)),
-                "count": v.count,
-                "sum": v.sum,
-                "min": v.min,
-                "max": v.max,
-                "quantiles": v.quantiles,
-            }
-            for key, v in values.items()
+            for row in rows
         ]
-        await self._upsert(
-            MetricRollup.__table__,  # type: ignore[arg-type]
-            rows,
-            METRIC_KEY,
-            ("count", "sum", "min", "max", "quantiles"),
+        await driver.copy_records_to_table(staging, records=records, columns=columns)
+        inserted = await driver.fetch(
+            f"INSERT INTO {table.name} SELECT * FROM {staging} ON CONFLICT DO NOTHING "
+            "RETURNING project_id, timestamp, id"
         )
+        await driver.execute(f"TRUNCATE {staging}")
+        return {(r[0], r[1], r[2]) for r in inserted}
 
-    async def _upsert(
+    async def lock_rollups(self, project_ids: Iterable[uuid.UUID]) -> None:
+        # Sorted, so that two workers never wait on each other.
+        driver = await self._driver()
+        for project_id in sorted(set(project_ids)):
+            await driver.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))", ROLLUP_LOCK, str(project_id)
+            )
+
+    async def load_rollups(
+        self, table: Table, key: tuple[str, ...], values: tuple[str, ...], keys: Sequence[Any]
+    ) -> dict[Any, tuple[Any, ...]]:
+        driver = await self._driver()
+        arrays = [list(column) for column in zip(*keys, strict=True)]
+        join = " AND ".join(f"r.{name} = k.{name}" for name in key)
+        rows = await driver.fetch(
+            f"SELECT {', '.join(f'r.{n}' for n in (*key, *values))} "
+            f"FROM unnest({_array_params(key)}) AS k({', '.join(key)}) "
+            f"JOIN {table.name} r ON {join}",
+            *arrays,
+        )
+        width = len(key)
+        return {tuple(row[:width]): tuple(row[width:]) for row in rows}
+
+    async def save_rollups(
         self,
         table: Table,
-        rows: list[dict[str, Any]],
         key: tuple[str, ...],
-        columns: tuple[str, ...],
+        values: tuple[str, ...],
+        rows: Sequence[tuple[Any, ...]],
     ) -> None:
         # The merged values were computed under the rollup lock: they replace what is stored.
-        for start in range(0, len(rows), CHUNK):
-            statement = self._insert(table)
-            statement = statement.on_conflict_do_update(
-                index_elements=list(key),
-                set_={name: statement.excluded[name] for name in columns},
+        driver = await self._driver()
+        names = (*key, *values)
+        arrays = [list(column) for column in zip(*rows, strict=True)]
+        updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in values)
+        await driver.execute(
+            f"INSERT INTO {table.name} ({', '.join(names)}) "
+            f"SELECT * FROM unnest({_array_params(names)}) "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
+            *arrays,
+        )
+
+
+def _array_params(names: Sequence[str]) -> str:
+    return ", ".join(
+        f"${i}::{PG_ARRAY_TYPES.get(name, 'text')}[]" for i, name in enumerate(names, start=1)
+    )
+
+
+class SqlitePipelineRepository(PipelineRepository):
+    """SQLite has a single writer: the raw insert takes the write lock, so no other lock is due."""
+
+    @property
+    def _dialect(self) -> Dialect:
+        return self.session.get_bind().dialect
+
+    def _binders(self, columns: Sequence[Column[Any]]) -> list[Any]:
+        dialect = self._dialect
+        return [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
+
+    def _readers(self, columns: Sequence[Column[Any]]) -> list[Any]:
+        dialect = self._dialect
+        return [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+
+    @staticmethod
+    def _read(readers: list[Any], row: Sequence[Any]) -> list[Any]:
+        return [r(v) if r is not None else v for r, v in zip(readers, row, strict=True)]
+
+    def _bind(self, binders: list[Any], values: Iterable[Any]) -> list[Any]:
+        return [b(v) if b is not None else v for b, v in zip(binders, values, strict=True)]
+
+    async def _run(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        connection = await self.session.connection()
+        result = await connection.exec_driver_sql(sql, tuple(params))
+        return list(result.fetchall()) if result.returns_rows else []
+
+    async def insert_new(self, table: Table, rows: Sequence[dict[str, Any]]) -> set[RawKey]:
+        columns = list(table.columns)
+        binders = self._binders(columns)
+        per_statement = SQLITE_MAX_VALUES // len(columns)
+        placeholders = "(" + ", ".join("?" for _ in columns) + ")"
+        readers = self._readers([table.c[name] for name in RAW_KEY])
+        inserted: set[RawKey] = set()
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            params = [
+                value
+                for row in chunk
+                for value in self._bind(binders, (row[c.name] for c in columns))
+            ]
+            sql = (
+                f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) VALUES "
+                + ", ".join(placeholders for _ in chunk)
+                + f" ON CONFLICT DO NOTHING RETURNING {', '.join(RAW_KEY)}"
             )
-            await self.session.execute(statement, rows[start : start + CHUNK])
+            for row in await self._run(sql, params):
+                project_id, timestamp, event_id = self._read(readers, row)
+                inserted.add((project_id, timestamp, event_id))
+        return inserted
+
+    async def load_rollups(
+        self, table: Table, key: tuple[str, ...], values: tuple[str, ...], keys: Sequence[Any]
+    ) -> dict[Any, tuple[Any, ...]]:
+        key_columns = [table.c[name] for name in key]
+        value_columns = [table.c[name] for name in values]
+        binders = self._binders(key_columns)
+        readers = self._readers([*key_columns, *value_columns])
+        # Joining a VALUES list lets SQLite search the primary key per key (a row-value IN
+        # list would scan the table).
+        per_statement = SQLITE_MAX_VALUES // len(key)
+        placeholders = "(" + ", ".join("?" for _ in key) + ")"
+        join = " AND ".join(f"r.{name} = k.{name}" for name in key)
+        found: dict[Any, tuple[Any, ...]] = {}
+        for start in range(0, len(keys), per_statement):
+            chunk = keys[start : start + per_statement]
+            sql = (
+                f"WITH k({', '.join(key)}) AS (VALUES "
+                + ", ".join(placeholders for _ in chunk)
+                + f") SELECT {', '.join(f'r.{n}' for n in (*key, *values))} "
+                f"FROM k JOIN {table.name} r ON {join}"
+            )
+            params = [v for k in chunk for v in self._bind(binders, k)]
+            for row in await self._run(sql, params):
+                decoded = self._read(readers, row)
+                found[tuple(decoded[: len(key)])] = tuple(decoded[len(key) :])
+        return found
+
+    async def save_rollups(
+        self,
+        table: Table,
+        key: tuple[str, ...],
+        values: tuple[str, ...],
+        rows: Sequence[tuple[Any, ...]],
+    ) -> None:
+        names = (*key, *values)
+        binders = self._binders([table.c[name] for name in names])
+        updates = ", ".join(f"{name} = excluded.{name}" for name in values)
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' for _ in names)}) "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        )
+        connection = await self.session.connection()
+        await connection.exec_driver_sql(sql, [tuple(self._bind(binders, row)) for row in rows])

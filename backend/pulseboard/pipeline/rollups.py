@@ -117,7 +117,9 @@ def event_deltas(
             if (value := row.get(column)) is not None
         )
         for granularity, start in zip(GRANULARITIES, buckets.starts(row["timestamp"]), strict=True):
-            for dimension, value in dimensions:
+            # Minute rollups carry totals only (live charts, 5-minute series); breakdowns by a
+            # dimension come from hours and days, which keeps minute rows few.
+            for dimension, value in dimensions if granularity != MINUTE else dimensions[:1]:
                 key = (project_id, granularity, start, name, dimension, value)
                 delta = deltas.get(key)
                 if delta is None:
@@ -150,25 +152,27 @@ def metric_deltas(
 
 
 def merge_event(delta: EventDelta, existing: EventRollupValues | None) -> EventRollupValues:
-    users = sketches.hll_of(delta.users)
-    sessions = sketches.hll_of(delta.sessions)
     if existing is None:
-        return EventRollupValues(delta.count, users, sessions)
+        return EventRollupValues(
+            delta.count, sketches.hll_of(delta.users), sketches.hll_of(delta.sessions)
+        )
+    # Adding to the stored sketch is far cheaper than building one and taking a union.
     return EventRollupValues(
         count=existing.count + delta.count,
-        users=sketches.hll_merge((existing.users, users)),
-        sessions=sketches.hll_merge((existing.sessions, sessions)),
+        users=sketches.hll_add(existing.users, delta.users),
+        sessions=sketches.hll_add(existing.sessions, delta.sessions),
     )
 
 
 def merge_metric(delta: MetricDelta, existing: MetricRollupValues | None) -> MetricRollupValues:
-    quantiles = sketches.quantiles_of(delta.values)
     if existing is None:
-        return MetricRollupValues(delta.count, delta.sum, delta.min, delta.max, quantiles)
+        return MetricRollupValues(
+            delta.count, delta.sum, delta.min, delta.max, sketches.quantiles_of(delta.values)
+        )
     return MetricRollupValues(
         count=existing.count + delta.count,
         sum=existing.sum + delta.sum,
         min=min(existing.min, delta.min),
         max=max(existing.max, delta.max),
-        quantiles=sketches.quantiles_merge((existing.quantiles, quantiles)),
+        quantiles=sketches.quantiles_add(existing.quantiles, delta.values),
     )

