@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -32,14 +33,13 @@ def _environment(tmp_path: Path, database_url: str = "") -> dict[str, str]:
     return env
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    database_url = "" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+@contextmanager
+def _serving(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
     port = _free_port()
     process = subprocess.Popen(
         [PULSEBOARD, "serve", "--port", str(port)],
         cwd=tmp_path,
-        env=_environment(tmp_path, database_url),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -61,6 +61,13 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    database_url = "" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    with _serving(tmp_path, _environment(tmp_path, database_url)) as base:
+        yield base
 
 
 def test_serve_then_register_login_create_project_and_rotate_its_key(server: str) -> None:
@@ -152,3 +159,64 @@ def test_embedded_mode_refuses_several_workers(tmp_path: Path) -> None:
     )
     assert run.returncode == 2
     assert "one process" in run.stdout
+
+
+def _register(http: httpx.Client) -> dict[str, str]:
+    email = unique_email("cli")
+    http.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    tokens = http.post("/api/v1/auth/token", data={"username": email, "password": PASSWORD})
+    return {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+
+
+def test_production_mode_serve_and_worker_over_redis(
+    tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    """`serve` puts batches on the Redis stream; a separate `pulseboard worker` stores them."""
+    stream_db = redis_url.rsplit("/", 1)[0] + "/13"
+    env = {**_environment(tmp_path, postgres_url), "PULSEBOARD_REDIS_URL": stream_db}
+    subprocess.run(["redis-cli", "-u", stream_db, "flushdb"], check=False, capture_output=True)
+    worker = subprocess.Popen(
+        [PULSEBOARD, "worker", "--name", "test-worker"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        with _serving(tmp_path, env) as base, httpx.Client(base_url=base, timeout=10) as http:
+            headers = _register(http)
+            project = http.post("/api/v1/projects/", json={"name": "Site"}, headers=headers).json()
+            events = [{"event": "pageview", "distinct_id": f"u{i}"} for i in range(30)]
+            for _ in range(2):
+                accepted = http.post(
+                    "/api/v1/events/ingest",
+                    json={"events": events},
+                    headers={"X-API-Key": project["write_key"]},
+                )
+                assert accepted.status_code == 202
+            sources_url = f"/api/v1/projects/{project['id']}/sources/"
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                source = http.get(sources_url, headers=headers).json()[0]
+                if source["events_count"] >= 60:
+                    break
+                time.sleep(0.2)
+            assert source["events_count"] == 60
+            assert source["last_event_at"] is not None
+    finally:
+        worker.terminate()
+        assert worker.wait(timeout=15) == 0
+        subprocess.run(["redis-cli", "-u", stream_db, "flushdb"], check=False, capture_output=True)
+
+
+def test_worker_needs_redis(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [PULSEBOARD, "worker"],
+        cwd=tmp_path,
+        env=_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert "inside `pulseboard serve`" in run.stdout
