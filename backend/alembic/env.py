@@ -6,6 +6,7 @@ from sqlalchemy.engine import Connection
 
 from alembic import context
 from pulseboard.core.db import create_engine
+from pulseboard.core.migrations import include_name
 from pulseboard.core.settings import Settings
 from pulseboard.models import Base
 
@@ -23,6 +24,7 @@ def _configure(connection: Connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -86,7 +86,9 @@ async def _run_worker(settings: Settings, name: str, batch_size: int) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.stop)
     try:
-        await asyncio.gather(worker.run(), maintain(partitions, bus, worker.wait_stopping))
+        await asyncio.gather(
+            worker.run(), maintain(partitions, bus, worker.wait_stopping, settings)
+        )
     finally:
         await redis.aclose()
         await engine.dispose()

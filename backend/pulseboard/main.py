@@ -22,6 +22,7 @@ from pulseboard.core.security import Passwords, make_password_hasher
 from pulseboard.core.settings import Settings
 from pulseboard.core.state import AppState
 from pulseboard.health import router as health_router
+from pulseboard.imports.router import router as imports_router
 from pulseboard.ingest.cors import IngestCORSMiddleware
 from pulseboard.ingest.enrich import warm_up
 from pulseboard.ingest.keys import KeyCache
@@ -30,6 +31,7 @@ from pulseboard.ingest.salts import SaltStore
 from pulseboard.ingest.schemas import Limits
 from pulseboard.orgs.router import router as orgs_router
 from pulseboard.pipeline.live import LivePublisher
+from pulseboard.pipeline.maintenance import maintain
 from pulseboard.pipeline.partitions import Partitions
 from pulseboard.pipeline.worker import Worker
 from pulseboard.projects.router import router as projects_router
@@ -73,8 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         warm_up()
         worker: Worker | None = None
-        worker_task: asyncio.Task[None] | None = None
+        worker_tasks: asyncio.Future[tuple[None, None]] | None = None
         if in_process is not None:
+            partitions = Partitions(engine)
             worker = Worker(
                 in_process,
                 sessions,
@@ -82,18 +85,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 batch_size=settings.worker_batch_size,
                 block_ms=200,
                 on_stored=LivePublisher(pubsub),
-                partitions=Partitions(engine),
+                partitions=partitions,
             )
-            worker_task = asyncio.create_task(worker.run())
+            # Its upkeep (partitions, retention) runs beside it, as in `pulseboard worker`.
+            worker_tasks = asyncio.gather(
+                worker.run(), maintain(partitions, in_process, worker.wait_stopping, settings)
+            )
         try:
             yield
         finally:
-            if worker is not None and worker_task is not None and in_process is not None:
+            if worker is not None and worker_tasks is not None and in_process is not None:
                 # Let the batch in hand commit, then stop; a waiting read returns at once.
                 worker.stop()
                 in_process.wake()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(worker_task, 10)
+                    await asyncio.wait_for(worker_tasks, 10)
             await bus.close()
             if redis is not None:
                 await redis.aclose()
@@ -127,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         orgs_router,
         projects_router,
         sources_router,
+        imports_router,
         ingest_router,
     ):
         v1.include_router(router)

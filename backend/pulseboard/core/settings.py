@@ -37,6 +37,7 @@ class Settings(BaseSettings):
 
     # Ingest limits: past any of these a request is refused whole, with the reason.
     ingest_max_body_bytes: int = 1_000_000
+    ingest_max_import_bytes: int = 100_000_000  # one uploaded import file, once gunzipped
     ingest_max_batch: int = 1000
     ingest_max_name_length: int = 200
     ingest_max_property_keys: int = 64
@@ -51,6 +52,13 @@ class Settings(BaseSettings):
     # batches a dead worker left unacknowledged.
     worker_batch_size: int = Field(default=50, ge=1)
     worker_claim_idle_ms: int = Field(default=30_000, ge=100)
+
+    # Retention: raw rows follow each project's retention_days; rollups are kept this many
+    # days by granularity, 0 meaning for ever. Deletes go in chunks of this many rows.
+    retention_minute_rollup_days: int = Field(default=14, ge=0)
+    retention_hour_rollup_days: int = Field(default=400, ge=0)
+    retention_day_rollup_days: int = Field(default=0, ge=0)
+    retention_delete_chunk: int = Field(default=5000, ge=1)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -8,14 +8,16 @@ from sqlalchemy import Connection
 
 from alembic import command
 from pulseboard.core.db import create_engine
-from pulseboard.core.migrations import alembic_config
+from pulseboard.core.migrations import alembic_config, include_name
 from pulseboard.core.settings import Settings
 from pulseboard.models import Base
 from tests.conftest import make_settings
 
 
 def _differences(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_name": include_name}
+    )
     return list(compare_metadata(context, Base.metadata))
 
 
