@@ -91,14 +91,7 @@ async def run_import(
     body: AsyncIterator[bytes],
 ) -> ImportRead:
     """Read the file to its end and return the finished job; a refusal carries it as `import`."""
-    target = IngestTarget(
-        project_id=project.id,
-        source_id=source.id,
-        source_kind=source.kind,
-        enabled=source.enabled,
-        domains=tuple(project.domains),
-        timezone=project.timezone,
-    )
+    target = IngestTarget.of(source, project)
     salt = await state.salts.salt_for(utcnow().date())
     # No request to read a browser or an address from: anonymous rows share the day's visitor id.
     sender = Sender.of(Client(user_agent=None, ip=None, origin=None), salt, str(project.id))

@@ -1,22 +1,14 @@
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from pulseboard.core.schemas import Name
 from pulseboard.models import Role
 
 
-def _stripped_name(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("must not be blank")
-    return value
-
-
 class OrganizationCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-
-    _name = field_validator("name")(_stripped_name)
+    name: Name
 
 
 class OrganizationUpdate(OrganizationCreate):

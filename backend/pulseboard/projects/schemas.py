@@ -6,6 +6,8 @@ from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pulseboard.core.schemas import Name
+
 MAX_DOMAINS = 50
 MAX_RETENTION_DAYS = 3650
 # A hostname, optionally with a leading "*." for all its subdomains.
@@ -17,13 +19,6 @@ HOSTNAME = re.compile(
 @cache
 def _timezones() -> frozenset[str]:
     return frozenset(available_timezones())
-
-
-def _check_name(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("must not be blank")
-    return value
 
 
 def _check_domains(values: list[str]) -> list[str]:
@@ -46,11 +41,6 @@ def _check_timezone(value: str) -> str:
 class ProjectFields(BaseModel):
     """The validation rules shared by creation and update."""
 
-    @field_validator("name", check_fields=False)
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        return None if value is None else _check_name(value)
-
     @field_validator("domains", check_fields=False)
     @classmethod
     def _domains(cls, value: list[str] | None) -> list[str] | None:
@@ -63,7 +53,7 @@ class ProjectFields(BaseModel):
 
 
 class ProjectCreate(ProjectFields):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     organization_id: uuid.UUID | None = Field(
         default=None, description="Defaults to the caller's personal organization."
     )
@@ -73,7 +63,7 @@ class ProjectCreate(ProjectFields):
 
 
 class ProjectUpdate(ProjectFields):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = None
     domains: list[str] | None = Field(default=None, max_length=MAX_DOMAINS)
     timezone: str | None = None
     retention_days: int | None = Field(default=None, ge=1, le=MAX_RETENTION_DAYS)

@@ -5,6 +5,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulseboard.core.errors import NotFound
+from pulseboard.core.schemas import apply_update
 from pulseboard.core.security import utcnow, write_key_prefix
 from pulseboard.models import Project, User
 from pulseboard.orgs import service as orgs_service
@@ -62,9 +63,7 @@ async def list_projects(
 async def update_project(
     session: AsyncSession, project: Project, data: ProjectUpdate
 ) -> ProjectRead:
-    for field, value in data.model_dump(exclude_unset=True).items():
-        if value is not None:
-            setattr(project, field, value)
+    apply_update(project, data)
     project.updated_at = utcnow()
     await session.flush()
     return await read_project(session, project)

@@ -1,32 +1,20 @@
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from pulseboard.core.schemas import Name
 from pulseboard.models import SourceKind
 
 
-def _name(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        raise ValueError("must not be blank")
-    return value
-
-
 class SourceCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     kind: SourceKind = SourceKind.SERVER
-
-    _check_name = field_validator("name")(_name)
 
 
 class SourceUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = None
     enabled: bool | None = None
-
-    _check_name = field_validator("name")(_name)
 
 
 class SourceRead(BaseModel):

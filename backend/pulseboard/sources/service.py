@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulseboard.core.errors import Conflict, NotFound
+from pulseboard.core.schemas import apply_update
 from pulseboard.core.security import hash_secret, new_write_key, utcnow, write_key_prefix
 from pulseboard.models import DataSource, Project, SourceKind
 from pulseboard.sources.repository import DataSourceRepository
@@ -28,6 +29,17 @@ class IngestTarget:
     enabled: bool
     domains: tuple[str, ...]
     timezone: str
+
+    @classmethod
+    def of(cls, source: DataSource, project: Project) -> "IngestTarget":
+        return cls(
+            project_id=project.id,
+            source_id=source.id,
+            source_kind=source.kind,
+            enabled=source.enabled,
+            domains=tuple(project.domains),
+            timezone=project.timezone,
+        )
 
 
 async def create_default_source(session: AsyncSession, project: Project) -> str:
@@ -56,9 +68,7 @@ async def get_source(session: AsyncSession, project: Project, source_id: uuid.UU
 async def update_source(
     session: AsyncSession, source: DataSource, data: SourceUpdate
 ) -> DataSource:
-    for field, value in data.model_dump(exclude_unset=True).items():
-        if value is not None:
-            setattr(source, field, value)
+    apply_update(source, data)
     source.updated_at = utcnow()
     await session.flush()
     return source
@@ -96,15 +106,7 @@ async def resolve_write_key(session: AsyncSession, key: str) -> IngestTarget | N
     row = await DataSourceRepository(session).get_by_key_hash(hash_secret(key))
     if row is None:
         return None
-    source, project = row
-    return IngestTarget(
-        project_id=project.id,
-        source_id=source.id,
-        source_kind=source.kind,
-        enabled=source.enabled,
-        domains=tuple(project.domains),
-        timezone=project.timezone,
-    )
+    return IngestTarget.of(*row)
 
 
 async def _create(
