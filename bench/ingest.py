@@ -43,6 +43,7 @@ from redis.asyncio import Redis  # noqa: E402
 
 from pulseboard.core.db import create_engine, create_sessionmaker  # noqa: E402
 from pulseboard.core.redis_bus import RedisStreamBus  # noqa: E402
+from pulseboard.core.runtime import tune_gc  # noqa: E402
 from pulseboard.core.settings import Settings  # noqa: E402
 from pulseboard.pipeline.partitions import Partitions  # noqa: E402
 from pulseboard.pipeline.worker import Worker  # noqa: E402
@@ -276,6 +277,7 @@ def pipeline_messages(project_id: uuid.UUID, source_id: uuid.UUID) -> list[bytes
 
 async def drain(database: str, messages: list[bytes], workers: int) -> float:
     """Seconds for `workers` worker loops to store and ack every message already in the stream."""
+    tune_gc()  # as `pulseboard worker` does
     redis = Redis.from_url(REDIS_URL)
     await redis.flushdb()
     bus = RedisStreamBus(redis, stream="bench:ingest")

@@ -17,6 +17,7 @@ from pulseboard.core.db import create_engine, create_sessionmaker, session_scope
 from pulseboard.core.errors import PulseboardError
 from pulseboard.core.pubsub import RedisPubSub
 from pulseboard.core.redis_bus import RedisStreamBus
+from pulseboard.core.runtime import tune_gc
 from pulseboard.core.security import Passwords, make_password_hasher
 from pulseboard.core.settings import Settings
 from pulseboard.pipeline.live import LivePublisher
@@ -82,6 +83,7 @@ async def _run_worker(settings: Settings, name: str, batch_size: int) -> None:
         on_stored=LivePublisher(RedisPubSub(redis)),
         partitions=partitions,
     )
+    tune_gc()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.stop)

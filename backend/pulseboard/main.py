@@ -18,8 +18,9 @@ from pulseboard.core.db import create_engine, create_sessionmaker
 from pulseboard.core.errors import install_error_handlers
 from pulseboard.core.pubsub import InProcessPubSub, PubSub, RedisPubSub
 from pulseboard.core.redis_bus import RedisStreamBus
+from pulseboard.core.runtime import tune_gc
 from pulseboard.core.security import Passwords, make_password_hasher
-from pulseboard.core.settings import Settings
+from pulseboard.core.settings import Environment, Settings
 from pulseboard.core.state import AppState
 from pulseboard.health import router as health_router
 from pulseboard.imports.router import router as imports_router
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis=redis,
         )
         warm_up()
+        if settings.environment is not Environment.TEST:
+            tune_gc()  # a test process makes many apps; the tuning is for a server's lifetime
         worker: Worker | None = None
         worker_tasks: asyncio.Future[tuple[None, None]] | None = None
         if in_process is not None:
