@@ -5,6 +5,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from pulseboard.core.db import create_engine
 from pulseboard.core.settings import Environment, Settings, normalise_database_url
 from pulseboard.main import create_app
 from pulseboard.models import Base
+from tests.factories import Actor, create_actor, create_project
 
 POSTGRES_URL = os.environ.get("PULSEBOARD_TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("PULSEBOARD_TEST_REDIS_URL", "")
@@ -107,3 +109,15 @@ def redis_url() -> str:
     if not REDIS_URL:
         _require("PULSEBOARD_TEST_REDIS_URL", "Redis")
     return REDIS_URL
+
+
+@pytest.fixture
+async def owner(client: httpx.AsyncClient) -> Actor:
+    """A registered user who owns their personal organization."""
+    return await create_actor(client, "owner")
+
+
+@pytest.fixture
+async def project(client: httpx.AsyncClient, owner: Actor) -> dict[str, Any]:
+    """A project of the owner's, with its write key."""
+    return await create_project(client, owner, name="Shop")

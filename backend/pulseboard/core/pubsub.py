@@ -21,6 +21,9 @@ def live_channel(project_id: str) -> str:
 class PubSub(Protocol):
     async def publish(self, channel: str, message: bytes) -> None: ...
 
+    def listened(self, channel: str) -> bool:
+        """False only when nobody can be listening, so that a message need not be built."""
+
     def subscribe(self, channel: str) -> AbstractAsyncContextManager["asyncio.Queue[bytes]"]:
         """A queue of this channel's messages for as long as the context lasts."""
 
@@ -28,6 +31,9 @@ class PubSub(Protocol):
 class InProcessPubSub:
     def __init__(self) -> None:
         self._subscribers: dict[str, set[asyncio.Queue[bytes]]] = defaultdict(set)
+
+    def listened(self, channel: str) -> bool:
+        return channel in self._subscribers
 
     async def publish(self, channel: str, message: bytes) -> None:
         for queue in list(self._subscribers.get(channel, ())):
@@ -51,6 +57,9 @@ class InProcessPubSub:
 class RedisPubSub:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+
+    def listened(self, channel: str) -> bool:
+        return True  # subscribers are in other processes
 
     async def publish(self, channel: str, message: bytes) -> None:
         await self.redis.publish(channel, message)

@@ -26,10 +26,14 @@ class LivePublisher:
 
     async def __call__(self, stored: Stored) -> None:
         for project_id, rows in stored.events.items():
+            if not self.pubsub.listened(live_channel(str(project_id))):
+                continue
             events = [{name: row.get(name) for name in LIVE_FIELDS} for row in rows]
             message = {"type": "events", "project_id": project_id, "data": events}
             await self.pubsub.publish(live_channel(str(project_id)), orjson.dumps(message))
         for project_id, rows in stored.metrics.items():
+            if not self.pubsub.listened(live_channel(str(project_id))):
+                continue
             points = [
                 {
                     "timestamp": row["timestamp"],

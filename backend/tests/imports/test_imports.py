@@ -25,16 +25,6 @@ HEADER = "event,distinct_id,session_id,timestamp,page_url,referrer,uuid,plan\n"
 
 
 @pytest.fixture
-async def owner(client: httpx.AsyncClient) -> Actor:
-    return await create_actor(client, "owner")
-
-
-@pytest.fixture
-async def project(client: httpx.AsyncClient, owner: Actor) -> dict[str, Any]:
-    return await create_project(client, owner, name="Shop")
-
-
-@pytest.fixture
 async def source(client: httpx.AsyncClient, owner: Actor, project: dict[str, Any]) -> str:
     return await create_source(client, owner, project, "import")
 

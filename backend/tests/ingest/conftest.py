@@ -1,22 +1,7 @@
-from typing import Any
-
-import httpx
-import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from pulseboard.models import Event, EventRollup, MetricPoint
-from tests.factories import Actor, create_actor, create_project
-
-
-@pytest.fixture
-async def owner(client: httpx.AsyncClient) -> Actor:
-    return await create_actor(client, "owner")
-
-
-@pytest.fixture
-async def project(client: httpx.AsyncClient, owner: Actor) -> dict[str, Any]:
-    return await create_project(client, owner, name="Shop")
 
 
 async def count_rows(app: FastAPI, model: type[Event] | type[MetricPoint] = Event) -> int:
