@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -18,15 +19,23 @@ from pulseboard.core.errors import PulseboardError
 from pulseboard.core.settings import Settings
 
 
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = make_url(settings.database_url)
+    # JSON columns go through orjson, like every other JSON the app reads and writes.
+    common: dict[str, Any] = {
+        "echo": settings.database_echo,
+        "json_serializer": _json,
+        "json_deserializer": orjson.loads,
+    }
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(
-            url, echo=settings.database_echo, pool_size=10, max_overflow=20, pool_pre_ping=True
-        )
+        return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **common)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=settings.database_echo, connect_args={"timeout": 30})
+    engine = create_async_engine(url, connect_args={"timeout": 30}, **common)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 
