@@ -128,6 +128,7 @@ async def ingest_metrics(state: AppState, target: IngestTarget, body: Any) -> in
 
 
 Batch = TypeVar("Batch", EventBatch, MetricBatch)
+SKEW_TOLERANCE = timedelta(minutes=1)
 
 
 def _validate(model: type[Batch], body: Any, field: str, limits: Limits) -> Batch:
@@ -168,10 +169,12 @@ def _timestamps(
     given: list[datetime | None], sent_at: datetime | None, now: datetime, limits: Limits
 ) -> list[datetime]:
     # As PostHog does: the gap between the client's clock and ours, measured by `sent_at`, moves
-    # every timestamp of the batch by the same amount.
+    # every timestamp of the batch by the same amount. A gap under a minute is network delay
+    # more than a wrong clock, and is left alone: then a resend (same uuid, same timestamp,
+    # a later sent_at) lands on the same stored key and counts once.
     skew = now - as_utc(sent_at) if sent_at else timedelta(0)
-    # Whole milliseconds, so that a resend of the same event lands on the same stored key.
-    skew = timedelta(milliseconds=round(skew / timedelta(milliseconds=1)))
+    if abs(skew) < SKEW_TOLERANCE:
+        skew = timedelta(0)
     result: list[datetime] = []
     errors: list[ItemError] = []
     for index, moment in enumerate(given):

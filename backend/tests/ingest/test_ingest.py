@@ -248,3 +248,17 @@ async def test_a_write_key_is_all_ingest_needs(
     item = pageview() if field == "events" else {"name": "queue.depth", "value": 3}
     response = await ingest(client, project["write_key"], [item], path=path, field=field)
     assert response.status_code == 202
+
+
+async def test_a_resend_with_a_later_sent_at_counts_once(
+    client: httpx.AsyncClient, app: FastAPI, project: dict[str, Any]
+) -> None:
+    moment = datetime.now(UTC) - timedelta(seconds=30)
+    event = pageview(uuid=str(uuid.uuid4()), timestamp=moment.isoformat())
+    for delay in (0.0, 1.5):  # the retry leaves a little later
+        sent_at = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat()
+        response = await ingest(client, project["write_key"], [event], sent_at=sent_at)
+        assert response.status_code == 202
+    async with app.state.pulseboard.sessions() as session:
+        stored = (await session.execute(select(Event.timestamp))).scalars().all()
+    assert stored == [moment]
