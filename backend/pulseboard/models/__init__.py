@@ -4,6 +4,7 @@ from pulseboard.models.base import Base
 from pulseboard.models.daily_salt import DailySalt
 from pulseboard.models.data_source import DataSource, SourceKind
 from pulseboard.models.event import Event
+from pulseboard.models.event_id import EventId
 from pulseboard.models.import_job import ImportFormat, ImportJob, ImportStatus
 from pulseboard.models.membership import Membership, Role
 from pulseboard.models.metric_point import MetricPoint
@@ -18,6 +19,7 @@ __all__ = [
     "DailySalt",
     "DataSource",
     "Event",
+    "EventId",
     "EventRollup",
     "ImportFormat",
     "ImportJob",

@@ -16,7 +16,7 @@ from sqlalchemy import Column, Table, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pulseboard.models import Event, EventRollup, MetricPoint, MetricRollup
+from pulseboard.models import Event, EventId, EventRollup, MetricPoint, MetricRollup
 from pulseboard.pipeline.rollups import (
     EventKey,
     EventRollupValues,
@@ -30,6 +30,7 @@ ROLLUP_LOCK = 7_410_001
 SQLITE_MAX_VALUES = 30_000
 
 EVENTS: Table = Event.__table__  # type: ignore[assignment]
+EVENT_IDS: Table = EventId.__table__  # type: ignore[assignment]
 METRIC_POINTS: Table = MetricPoint.__table__  # type: ignore[assignment]
 EVENT_ROLLUPS: Table = EventRollup.__table__  # type: ignore[assignment]
 METRIC_ROLLUPS: Table = MetricRollup.__table__  # type: ignore[assignment]
@@ -56,6 +57,12 @@ class PipelineRepository:
 
     async def insert_new(self, table: Table, rows: Sequence[dict[str, Any]]) -> set[RawKey]:
         """Insert raw rows, skipping any already stored; return the keys of those that were new."""
+        raise NotImplementedError
+
+    async def claim_event_ids(
+        self, keys: Sequence[tuple[uuid.UUID, uuid.UUID, Any]]
+    ) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        """Record (project, uuid, timestamp) keys; return the (project, uuid) pairs not seen yet."""
         raise NotImplementedError
 
     async def lock_rollups(self, project_ids: Iterable[uuid.UUID]) -> None:
@@ -160,6 +167,21 @@ class PostgresPipelineRepository(PipelineRepository):
         await driver.execute(f"TRUNCATE {staging}")
         return {(r[0], r[1], r[2]) for r in inserted}
 
+    async def claim_event_ids(
+        self, keys: Sequence[tuple[uuid.UUID, uuid.UUID, Any]]
+    ) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        driver = await self._driver()
+        project_ids, ids, timestamps = (list(column) for column in zip(*keys, strict=True))
+        claimed = await driver.fetch(
+            "INSERT INTO event_ids (project_id, id, timestamp) "
+            "SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) "
+            "ON CONFLICT DO NOTHING RETURNING project_id, id",
+            project_ids,
+            ids,
+            timestamps,
+        )
+        return {(row[0], row[1]) for row in claimed}
+
     async def lock_rollups(self, project_ids: Iterable[uuid.UUID]) -> None:
         # Sorted, so that two workers never wait on each other.
         driver = await self._driver()
@@ -210,7 +232,7 @@ def _array_params(names: Sequence[str]) -> str:
 
 
 class SqlitePipelineRepository(PipelineRepository):
-    """SQLite has a single writer: the raw insert takes the write lock, so no other lock is due."""
+    """SQLite has one writer at a time: the first insert takes the lock, so no other is due."""
 
     @property
     def _dialect(self) -> Dialect:
@@ -235,6 +257,12 @@ class SqlitePipelineRepository(PipelineRepository):
         connection = await self.session.connection()
         result = await connection.exec_driver_sql(sql, tuple(params))
         return list(result.fetchall()) if result.returns_rows else []
+
+    async def claim_event_ids(
+        self, keys: Sequence[tuple[uuid.UUID, uuid.UUID, Any]]
+    ) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        rows = [{"project_id": p, "id": i, "timestamp": t} for p, i, t in keys]
+        return {(p, i) for p, _, i in await self.insert_new(EVENT_IDS, rows)}
 
     async def insert_new(self, table: Table, rows: Sequence[dict[str, Any]]) -> set[RawKey]:
         columns = list(table.columns)

@@ -27,13 +27,14 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pulseboard.core.settings import Settings
-from pulseboard.models import Event, EventRollup, MetricPoint, MetricRollup, Project
+from pulseboard.models import Event, EventId, EventRollup, MetricPoint, MetricRollup, Project
 from pulseboard.pipeline.partitions import PARTITIONED, Partitions
 from pulseboard.pipeline.rollups import DAY, HOUR, MINUTE
 
 log = logging.getLogger(__name__)
 
 RAW_TABLES: tuple[Table, ...] = (Event.__table__, MetricPoint.__table__)  # type: ignore[assignment]
+EVENT_IDS: Table = EventId.__table__  # type: ignore[assignment]
 ROLLUP_TABLES: tuple[Table, ...] = (EventRollup.__table__, MetricRollup.__table__)  # type: ignore[assignment]
 # Namespace of the advisory lock that lets one process at a time apply retention.
 RETENTION_LOCK = 7_410_002
@@ -43,7 +44,9 @@ RETENTION_LOCK = 7_410_002
 class RetentionReport:
     partitions_dropped: list[str] = field(default_factory=list)
     deleted: dict[str, int] = field(
-        default_factory=lambda: {table.name: 0 for table in (*RAW_TABLES, *ROLLUP_TABLES)}
+        default_factory=lambda: {
+            table.name: 0 for table in (*RAW_TABLES, EVENT_IDS, *ROLLUP_TABLES)
+        }
     )
 
     @property
@@ -89,6 +92,11 @@ async def _expire_raw(
 ) -> None:
     if not retention:
         return
+    for project_id, days in retention.items():
+        # Not partitioned: a project's uuids go by chunks, as long as its events are kept.
+        report.deleted[EVENT_IDS.name] += await _delete_chunked(
+            engine, EVENT_IDS, project_id, now - timedelta(days=days), chunk
+        )
     if partitions.enabled:
         # A partition goes whole once all of it is past the longest retention; only projects
         # keeping less lose rows by deletes. The longest keepers' oldest day so waits for its

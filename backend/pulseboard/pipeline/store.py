@@ -55,6 +55,11 @@ async def store(session: AsyncSession, batches: list[Batch]) -> Stored:
     repository = PipelineRepository.for_session(session)
     events, metrics = _raw_rows(batches)
 
+    if events:
+        # A uuid stored before, at whatever timestamp, is not stored or counted again.
+        keys = [(row["project_id"], row["id"], row["timestamp"]) for row in events]
+        unseen = await repository.claim_event_ids(keys)
+        events = [row for row in events if (row["project_id"], row["id"]) in unseen]
     new_events = await _insert_new(events, repository.insert_events)
     new_metrics = await _insert_new(metrics, repository.insert_metric_points)
 
@@ -82,11 +87,14 @@ def partition_days(batches: list[Batch]) -> dict[str, set[date]]:
 
 
 def _raw_rows(batches: list[Batch]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The batches' items as table rows; an item repeated inside the group is kept once."""
+    """The batches' items as table rows; an item repeated inside the group is kept once.
+
+    An event is known by its project and uuid alone; a metric point by its timestamp too (its
+    id comes from the API, so only a redelivered bus message repeats it).
+    """
     events: dict[tuple[Any, ...], dict[str, Any]] = {}
     metrics: dict[tuple[Any, ...], dict[str, Any]] = {}
     for batch in batches:
-        target = events if batch.kind == EVENTS else metrics
         for item in batch.items:
             row = {
                 **item,
@@ -96,7 +104,10 @@ def _raw_rows(batches: list[Batch]) -> tuple[list[dict[str, Any]], list[dict[str
                 # Carried beside the row, not stored: the project's day boundaries for rollups.
                 "_timezone": batch.timezone,
             }
-            target.setdefault((batch.project_id, item["timestamp"], item["id"]), row)
+            if batch.kind == EVENTS:
+                events.setdefault((batch.project_id, item["id"]), row)
+            else:
+                metrics.setdefault((batch.project_id, item["timestamp"], item["id"]), row)
     return list(events.values()), list(metrics.values())
 
 

@@ -6,6 +6,7 @@ from sqlalchemy import Select, delete, select
 from pulseboard.core.repository import Repository
 from pulseboard.models import (
     Event,
+    EventId,
     EventRollup,
     Membership,
     MetricPoint,
@@ -54,5 +55,5 @@ class ProjectRepository(Repository[Project]):
         )
 
     async def _delete_data(self, project_ids: Select[uuid.UUID]) -> None:
-        for table in (Event, MetricPoint, EventRollup, MetricRollup):
+        for table in (Event, EventId, MetricPoint, EventRollup, MetricRollup):
             await self.session.execute(delete(table).where(table.project_id.in_(project_ids)))

@@ -262,3 +262,20 @@ async def test_a_resend_with_a_later_sent_at_counts_once(
     async with app.state.pulseboard.sessions() as session:
         stored = (await session.execute(select(Event.timestamp))).scalars().all()
     assert stored == [moment]
+
+
+async def test_a_repeated_uuid_counts_once_whatever_its_timestamp(
+    client: httpx.AsyncClient, app: FastAPI, project: dict[str, Any]
+) -> None:
+    event_id = str(uuid.uuid4())
+    first = datetime.now(UTC) - timedelta(minutes=5)
+    for event in (
+        pageview("/first", uuid=event_id, timestamp=first.isoformat()),
+        pageview("/again", uuid=event_id),  # resent without its timestamp: stamped at arrival
+        pageview("/later", uuid=event_id, timestamp=datetime.now(UTC).isoformat()),
+    ):
+        assert (await ingest(client, project["write_key"], [event])).status_code == 202
+    async with app.state.pulseboard.sessions() as session:
+        stored = (await session.execute(select(Event.path, Event.timestamp))).all()
+    assert [(path, ts) for path, ts in stored] == [("/first", first)]
+    assert await rollup_count(app) == 1

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
 from pulseboard.core.settings import Settings
-from pulseboard.models import Event, EventRollup, MetricPoint, MetricRollup
+from pulseboard.models import Event, EventId, EventRollup, MetricPoint, MetricRollup
 from pulseboard.pipeline import maintenance
 from pulseboard.pipeline.messages import METRICS
 from pulseboard.pipeline.partitions import Partitions, partition_name
@@ -63,7 +63,7 @@ async def _raw_moments(app: FastAPI, project_id: uuid.UUID) -> dict[str, list[da
                     .order_by(model.timestamp)
                 )
             )
-            for model in (Event, MetricPoint)
+            for model in (Event, EventId, MetricPoint)
         }
 
 
@@ -115,7 +115,9 @@ async def test_each_project_keeps_raw_rows_for_its_own_retention(
 
     report = await _retain(app)
 
-    for table in ("events", "metric_points"):
+    # The uuids of stored events go with them (and only with them).
+    assert report.deleted["event_ids"] == 3
+    for table in ("events", "event_ids", "metric_points"):
         assert (await _raw_moments(app, short))[table] == [_ago(20), _ago(1)]
         assert (await _raw_moments(app, long))[table] == [_ago(60), _ago(45), _ago(20), _ago(1)]
     postgres = app.state.pulseboard.engine.dialect.name == "postgresql"
@@ -181,8 +183,13 @@ async def test_deleting_in_small_chunks_gives_the_same_result(
 
     report = await _retain(app, retention_delete_chunk=chunk)
 
-    assert (await _raw_moments(app, short)) == {"events": kept, "metric_points": kept}
+    assert (await _raw_moments(app, short)) == {
+        "events": kept,
+        "event_ids": kept,
+        "metric_points": kept,
+    }
     assert report.deleted["events"] == report.deleted["metric_points"] == 40
+    assert report.deleted["event_ids"] == 40
     after = await _rollup_counts(app)
     for table in ("event_rollups", "metric_rollups"):
         # Each old row had a minute bucket of its own; the kept ones are younger than 14 days.
