@@ -82,8 +82,15 @@ class PipelineRepository:
     ) -> None:
         raise NotImplementedError
 
-    async def insert_events(self, rows: Sequence[dict[str, Any]]) -> set[RawKey]:
-        return await self.insert_new(EVENTS, rows)
+    async def insert_all(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rows known to be new (their keys were claimed in this transaction)."""
+        raise NotImplementedError
+
+    async def insert_events(self, rows: Sequence[dict[str, Any]]) -> None:
+        # Every stored event's uuid is in event_ids (same transaction; retention deletes the
+        # event first), so claimed events cannot collide: a plain bulk insert suffices.
+        if rows:
+            await self.insert_all(EVENTS, rows)
 
     async def insert_metric_points(self, rows: Sequence[dict[str, Any]]) -> set[RawKey]:
         return await self.insert_new(METRIC_POINTS, rows)
@@ -150,15 +157,7 @@ class PostgresPipelineRepository(PipelineRepository):
                     f"(LIKE {name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 )
             _staged.add(driver)
-        columns = [column.name for column in table.columns]
-        json_columns = {c.name for c in table.columns if c.name in ("properties", "tags")}
-        records = [
-            tuple(
-                orjson.dumps(row[name]).decode() if name in json_columns else row[name]
-                for name in columns
-            )
-            for row in rows
-        ]
+        columns, records = _records(table, rows)
         await driver.copy_records_to_table(staging, records=records, columns=columns)
         inserted = await driver.fetch(
             f"INSERT INTO {table.name} SELECT * FROM {staging} ON CONFLICT DO NOTHING "
@@ -166,6 +165,11 @@ class PostgresPipelineRepository(PipelineRepository):
         )
         await driver.execute(f"TRUNCATE {staging}")
         return {(r[0], r[1], r[2]) for r in inserted}
+
+    async def insert_all(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        driver = await self._driver()
+        columns, records = _records(table, rows)
+        await driver.copy_records_to_table(table.name, records=records, columns=columns)
 
     async def claim_event_ids(
         self, keys: Sequence[tuple[uuid.UUID, uuid.UUID, Any]]
@@ -225,6 +229,22 @@ class PostgresPipelineRepository(PipelineRepository):
         )
 
 
+def _records(
+    table: Table, rows: Sequence[dict[str, Any]]
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Rows as COPY records, JSON columns as text."""
+    columns = [column.name for column in table.columns]
+    json_columns = {c.name for c in table.columns if c.name in ("properties", "tags")}
+    records = [
+        tuple(
+            orjson.dumps(row[name]).decode() if name in json_columns else row[name]
+            for name in columns
+        )
+        for row in rows
+    ]
+    return columns, records
+
+
 def _array_params(names: Sequence[str]) -> str:
     return ", ".join(
         f"${i}::{PG_ARRAY_TYPES.get(name, 'text')}[]" for i, name in enumerate(names, start=1)
@@ -263,6 +283,17 @@ class SqlitePipelineRepository(PipelineRepository):
     ) -> set[tuple[uuid.UUID, uuid.UUID]]:
         rows = [{"project_id": p, "id": i, "timestamp": t} for p, i, t in keys]
         return {(p, i) for p, _, i in await self.insert_new(EVENT_IDS, rows)}
+
+    async def insert_all(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        columns = list(table.columns)
+        binders = self._binders(columns)
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)})"
+        )
+        params = [tuple(self._bind(binders, (row[c.name] for c in columns))) for row in rows]
+        connection = await self.session.connection()
+        await connection.exec_driver_sql(sql, params)
 
     async def insert_new(self, table: Table, rows: Sequence[dict[str, Any]]) -> set[RawKey]:
         columns = list(table.columns)

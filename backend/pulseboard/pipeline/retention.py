@@ -92,11 +92,7 @@ async def _expire_raw(
 ) -> None:
     if not retention:
         return
-    for project_id, days in retention.items():
-        # Not partitioned: a project's uuids go by chunks, as long as its events are kept.
-        report.deleted[EVENT_IDS.name] += await _delete_chunked(
-            engine, EVENT_IDS, project_id, now - timedelta(days=days), chunk
-        )
+    every_project = dict(retention)
     if partitions.enabled:
         # A partition goes whole once all of it is past the longest retention; only projects
         # keeping less lose rows by deletes. The longest keepers' oldest day so waits for its
@@ -112,6 +108,12 @@ async def _expire_raw(
             report.deleted[table.name] += await _delete_chunked(
                 engine, table, project_id, cutoff, chunk
             )
+    # After the events: a stored event always has its uuid here (the worker inserts events
+    # without a conflict check). Not partitioned, so deleted by chunks for every project.
+    for project_id, days in every_project.items():
+        report.deleted[EVENT_IDS.name] += await _delete_chunked(
+            engine, EVENT_IDS, project_id, now - timedelta(days=days), chunk
+        )
 
 
 async def _expire_rollups(

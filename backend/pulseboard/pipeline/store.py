@@ -60,7 +60,8 @@ async def store(session: AsyncSession, batches: list[Batch]) -> Stored:
         keys = [(row["project_id"], row["id"], row["timestamp"]) for row in events]
         unseen = await repository.claim_event_ids(keys)
         events = [row for row in events if (row["project_id"], row["id"]) in unseen]
-    new_events = await _insert_new(events, repository.insert_events)
+    await repository.insert_events(events)
+    new_events = events
     new_metrics = await _insert_new(metrics, repository.insert_metric_points)
 
     projects = {row["project_id"] for row in (*new_events, *new_metrics)}
