@@ -8,7 +8,7 @@ so that nothing is compiled per batch.
 
 import uuid
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -41,6 +41,20 @@ METRIC_VALUES = ("count", "sum", "min", "max", "quantiles")
 RAW_KEY = ("project_id", "timestamp", "id")
 
 RawKey = tuple[uuid.UUID, Any, uuid.UUID]
+# Columns whose few values repeat on every row of a batch: converted once per value in SQLite.
+SAME_PER_BATCH = frozenset({"project_id", "source_id", "received_at"})
+
+
+def _remembering(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    seen: dict[Any, Any] = {}
+
+    def remembered(value: Any) -> Any:
+        result = seen.get(value, seen)
+        if result is seen:
+            result = seen[value] = convert(value)
+        return result
+
+    return remembered
 
 
 class PipelineRepository:
@@ -260,7 +274,11 @@ class SqlitePipelineRepository(PipelineRepository):
 
     def _binders(self, columns: Sequence[Column[Any]]) -> list[Any]:
         dialect = self._dialect
-        return [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
+        binders = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
+        return [
+            _remembering(binder) if binder is not None and column.name in SAME_PER_BATCH else binder
+            for column, binder in zip(columns, binders, strict=True)
+        ]
 
     def _readers(self, columns: Sequence[Column[Any]]) -> list[Any]:
         dialect = self._dialect
