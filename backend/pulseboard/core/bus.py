@@ -42,6 +42,9 @@ class Bus(Protocol):
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Set aside a batch that cannot be stored, with the reason, and stop delivering it."""
 
+    async def trim(self) -> int:
+        """Forget batches every consumer has acknowledged; return how many."""
+
     async def close(self) -> None: ...
 
 
@@ -100,6 +103,9 @@ class InProcessBus:
         # stored, and a failed store is retried by the same worker before it reads on.
         return []
 
+    async def trim(self) -> int:
+        return 0  # acknowledged batches are forgotten at once
+
     async def ack(self, ids: Sequence[str]) -> None:
         for entry_id in ids:
             pending = self._pending.pop(entry_id, None)
@@ -122,10 +128,6 @@ class InProcessBus:
                 pending.done.set_exception(BusUnavailable("the server is shutting down"))
                 pending.done.exception()  # retrieved: a publisher that gave up is not an error
         self._pending.clear()
-
-    @property
-    def backlog(self) -> int:
-        return len(self._pending)
 
     def _deliver(self, entry_id: str) -> Delivery:
         pending = self._pending[entry_id]

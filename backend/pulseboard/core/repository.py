@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulseboard.models import Base
@@ -18,9 +18,6 @@ class Repository(Generic[M]):
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def select(self) -> Select[M]:
-        return select(self.model)
-
     async def get(self, id: uuid.UUID) -> M | None:
         result: M | None = await self.session.get(self.model, id)
         return result
@@ -30,15 +27,6 @@ class Repository(Generic[M]):
 
     async def list(self, statement: Select[M]) -> Sequence[M]:
         return (await self.session.execute(statement)).scalars().all()
-
-    async def paginate(
-        self, statement: Select[M], *, limit: int, offset: int
-    ) -> tuple[Sequence[M], int]:
-        total = await self.session.scalar(
-            select(func.count()).select_from(statement.order_by(None).subquery())
-        )
-        items = await self.list(statement.limit(limit).offset(offset))
-        return items, total or 0
 
     async def add(self, obj: M) -> M:
         self.session.add(obj)

@@ -1,4 +1,7 @@
-"""Per-event enrichment at ingest: user agent, referrer, page URL, UTM tags and the hashed IP."""
+"""Enrichment at ingest: user agent, referrer, page URL, UTM tags and the hashed IP.
+
+`ingest.service` puts these together per request (`Sender`) and per event (`event_row`).
+"""
 
 import hashlib
 import ipaddress
@@ -45,25 +48,6 @@ class Page:
     utm_campaign: str | None
     utm_term: str | None
     utm_content: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Enrichment:
-    """The derived columns of one event; orjson serialises it as a dict."""
-
-    browser: str
-    os: str
-    device: DeviceType
-    is_bot: bool
-    referrer_domain: str | None
-    host: str | None
-    path: str
-    utm_source: str | None
-    utm_medium: str | None
-    utm_campaign: str | None
-    utm_term: str | None
-    utm_content: str | None
-    ip_hash: str | None
 
 
 UNKNOWN_AGENT: Final = Agent(UNKNOWN, None, UNKNOWN, None, "other", False)
@@ -297,31 +281,3 @@ def client_ip(headers: Mapping[str, str], peer: str | None, trust_proxy: bool) -
                 if ip := _parse_ip(candidate):
                     return ip
     return _parse_ip(peer) if peer else None
-
-
-def enrich(
-    ua: str | None,
-    referrer: str | None,
-    page_url: str | None,
-    ip: str | None,
-    salt: bytes,
-    project_id: str,
-) -> Enrichment:
-    """All derived columns of one event."""
-    agent = parse_user_agent(ua)
-    page = page_parts(page_url)
-    return Enrichment(
-        browser=agent.browser,
-        os=agent.os,
-        device=agent.device,
-        is_bot=agent.is_bot,
-        referrer_domain=referrer_domain(referrer, page.host),
-        host=page.host,
-        path=page.path,
-        utm_source=page.utm_source,
-        utm_medium=page.utm_medium,
-        utm_campaign=page.utm_campaign,
-        utm_term=page.utm_term,
-        utm_content=page.utm_content,
-        ip_hash=ip_hash(salt, project_id, ip) if ip else None,
-    )

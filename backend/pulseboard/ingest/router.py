@@ -3,10 +3,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, status
 
 from pulseboard.core.deps import StateDep
+from pulseboard.core.state import AppState
 from pulseboard.ingest import service
 from pulseboard.ingest.body import read_json
 from pulseboard.ingest.enrich import client_ip
 from pulseboard.ingest.schemas import Accepted, BatchRejected
+from pulseboard.sources.service import IngestTarget
 
 router = APIRouter(tags=["ingest"])
 
@@ -32,6 +34,15 @@ def _client(request: Request, trust_proxy: bool) -> service.Client:
     )
 
 
+async def _open(
+    request: Request, state: AppState, api_key: str | None, origin: str | None
+) -> tuple[Any, IngestTarget]:
+    """The body (size-capped, decoded) and the source its write key opens."""
+    body = await read_json(request, state.settings.ingest_max_body_bytes)
+    target = await service.authenticate(state, service.api_key_of(body, api_key), origin)
+    return body, target
+
+
 @router.post(
     "/events/ingest",
     status_code=status.HTTP_202_ACCEPTED,
@@ -47,9 +58,8 @@ async def ingest_events(
     sends `text/plain`. A batch with any invalid event is refused whole (422, each bad index
     with the reason).
     """
-    body = await read_json(request, state.settings.ingest_max_body_bytes)
     client = _client(request, state.settings.trust_proxy)
-    target = await service.authenticate(state, service.api_key_of(body, api_key), client.origin)
+    body, target = await _open(request, state, api_key, client.origin)
     return Accepted(accepted=await service.ingest_events(state, target, body, client))
 
 
@@ -63,7 +73,5 @@ async def ingest_metrics(
     request: Request, state: StateDep, api_key: ApiKeyHeader = None
 ) -> Accepted:
     """Take a batch of metric samples (`name`, `value`, optional `timestamp` and `tags`)."""
-    body = await read_json(request, state.settings.ingest_max_body_bytes)
-    origin = request.headers.get("origin")
-    target = await service.authenticate(state, service.api_key_of(body, api_key), origin)
+    body, target = await _open(request, state, api_key, request.headers.get("origin"))
     return Accepted(accepted=await service.ingest_metrics(state, target, body))

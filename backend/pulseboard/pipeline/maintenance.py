@@ -21,13 +21,9 @@ async def maintain(
     partitions: Partitions,
     bus: Bus,
     stopping: Callable[[], Awaitable[bool]],
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> None:
-    """Run the upkeep once a minute until `stopping` (which waits between rounds) says so.
-
-    Without `settings`, retention reads them from the environment, as `pulseboard worker` does.
-    """
-    settings = settings or Settings()
+    """Run the upkeep once a minute until `stopping` (which waits between rounds) says so."""
     sessions = create_sessionmaker(partitions.engine)
     last_retention: datetime | None = None
     # The first round comes a minute after start: a start is busy enough (migrations, the worker
@@ -36,9 +32,7 @@ async def maintain(
         now = utcnow()
         try:
             await partitions.ensure_ahead(now.date())
-            trim = getattr(bus, "trim", None)
-            if trim is not None:
-                await trim()
+            await bus.trim()
             if last_retention is None or now - last_retention >= RETENTION_EVERY:
                 # Noted before the run: a failing one is tried again in an hour, not a minute.
                 last_retention = now

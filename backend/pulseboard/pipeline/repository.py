@@ -130,8 +130,8 @@ class PipelineRepository:
         await self.save_rollups(METRIC_ROLLUPS, METRIC_KEY, METRIC_VALUES, rows)
 
 
-# Connections that already have their staging tables (temporary tables live per connection).
-_staged: "weakref.WeakSet[Any]" = weakref.WeakSet()
+# The staging tables each connection already has (temporary tables live per connection).
+_staged: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
 
 # Array types of the rollup columns as `unnest` parameters; any other column is text.
 PG_ARRAY_TYPES = {
@@ -164,13 +164,13 @@ class PostgresPipelineRepository(PipelineRepository):
     async def insert_new(self, table: Table, rows: Sequence[dict[str, Any]]) -> set[RawKey]:
         driver = await self._driver()
         staging = f"staging_{table.name}"
-        if driver not in _staged:
-            for name in (EVENTS.name, METRIC_POINTS.name):
-                await driver.execute(
-                    f"CREATE TEMPORARY TABLE IF NOT EXISTS staging_{name} "
-                    f"(LIKE {name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-                )
-            _staged.add(driver)
+        made = _staged.setdefault(driver, set())
+        if staging not in made:
+            await driver.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
+                f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            made.add(staging)
         columns, records = _records(table, rows)
         await driver.copy_records_to_table(staging, records=records, columns=columns)
         inserted = await driver.fetch(
@@ -303,15 +303,20 @@ class SqlitePipelineRepository(PipelineRepository):
         return {(p, i) for p, _, i in await self.insert_new(EVENT_IDS, rows)}
 
     async def insert_all(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-        columns = list(table.columns)
-        binders = self._binders(columns)
+        names = [column.name for column in table.columns]
+        await self._insert_many(table, names, [[row[name] for name in names] for row in rows])
+
+    async def _insert_many(
+        self, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]], suffix: str = ""
+    ) -> None:
+        """One prepared single-row INSERT run for every row (executemany, no RETURNING)."""
+        binders = self._binders([table.c[name] for name in names])
         sql = (
-            f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)})"
+            f"INSERT INTO {table.name} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' for _ in names)}){suffix}"
         )
-        params = [tuple(self._bind(binders, (row[c.name] for c in columns))) for row in rows]
         connection = await self.session.connection()
-        await connection.exec_driver_sql(sql, params)
+        await connection.exec_driver_sql(sql, [tuple(self._bind(binders, row)) for row in rows])
 
     async def insert_new(self, table: Table, rows: Sequence[dict[str, Any]]) -> set[RawKey]:
         columns = list(table.columns)
@@ -371,13 +376,10 @@ class SqlitePipelineRepository(PipelineRepository):
         values: tuple[str, ...],
         rows: Sequence[tuple[Any, ...]],
     ) -> None:
-        names = (*key, *values)
-        binders = self._binders([table.c[name] for name in names])
         updates = ", ".join(f"{name} = excluded.{name}" for name in values)
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(names)}) "
-            f"VALUES ({', '.join('?' for _ in names)}) "
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+        await self._insert_many(
+            table,
+            (*key, *values),
+            rows,
+            f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
         )
-        connection = await self.session.connection()
-        await connection.exec_driver_sql(sql, [tuple(self._bind(binders, row)) for row in rows])

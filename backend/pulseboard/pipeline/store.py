@@ -54,15 +54,8 @@ async def store_batches(
 async def store(session: AsyncSession, batches: list[Batch]) -> Stored:
     repository = PipelineRepository.for_session(session)
     events, metrics = _raw_rows(batches)
-
-    if events:
-        # A uuid stored before, at whatever timestamp, is not stored or counted again.
-        keys = [(row["project_id"], row["id"], row["timestamp"]) for row in events]
-        unseen = await repository.claim_event_ids(keys)
-        events = [row for row in events if (row["project_id"], row["id"]) in unseen]
-    await repository.insert_events(events)
-    new_events = events
-    new_metrics = await _insert_new(metrics, repository.insert_metric_points)
+    new_events = await _store_new_events(repository, events)
+    new_metrics = await _store_new_metrics(repository, metrics)
 
     projects = {row["project_id"] for row in (*new_events, *new_metrics)}
     await repository.lock_rollups(projects)
@@ -112,10 +105,26 @@ def _raw_rows(batches: list[Batch]) -> tuple[list[dict[str, Any]], list[dict[str
     return list(events.values()), list(metrics.values())
 
 
-async def _insert_new(rows: list[dict[str, Any]], insert: Any) -> list[dict[str, Any]]:
+async def _store_new_events(
+    repository: PipelineRepository, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Store the events whose uuid is new to their project (at whatever timestamp); return them."""
     if not rows:
         return []
-    new_keys = await insert(rows)
+    keys = [(row["project_id"], row["id"], row["timestamp"]) for row in rows]
+    unseen = await repository.claim_event_ids(keys)
+    new = [row for row in rows if (row["project_id"], row["id"]) in unseen]
+    await repository.insert_events(new)
+    return new
+
+
+async def _store_new_metrics(
+    repository: PipelineRepository, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Store the metric points not stored before; return them."""
+    if not rows:
+        return []
+    new_keys = await repository.insert_metric_points(rows)
     return [row for row in rows if (row["project_id"], row["timestamp"], row["id"]) in new_keys]
 
 

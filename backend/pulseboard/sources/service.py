@@ -25,7 +25,6 @@ class IngestTarget:
 
     project_id: uuid.UUID
     source_id: uuid.UUID
-    source_kind: SourceKind
     enabled: bool
     domains: tuple[str, ...]
     timezone: str
@@ -35,7 +34,6 @@ class IngestTarget:
         return cls(
             project_id=project.id,
             source_id=source.id,
-            source_kind=source.kind,
             enabled=source.enabled,
             domains=tuple(project.domains),
             timezone=project.timezone,

@@ -1,8 +1,12 @@
 """Event enrichment: what ends up in the browser, device, referrer, UTM and visitor columns."""
 
-import orjson
+import uuid
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
 import pytest
 
+from pulseboard.core.settings import Settings
 from pulseboard.ingest.enrich import (
     MAX_NAME,
     MAX_PATH,
@@ -10,12 +14,13 @@ from pulseboard.ingest.enrich import (
     MAX_UTM,
     Agent,
     client_ip,
-    enrich,
     ip_hash,
     page_parts,
     parse_user_agent,
     referrer_domain,
 )
+from pulseboard.ingest.schemas import EventIn, Limits
+from pulseboard.ingest.service import Client, Sender, event_row
 
 CHROME_WINDOWS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -312,16 +317,44 @@ def test_client_ip(
     assert client_ip(headers, peer, trust) == expected
 
 
+def _enriched(
+    ua: str | None, referrer: str | None, page_url: str | None, ip: str | None
+) -> SimpleNamespace:
+    """The derived columns of one event as the ingest API builds it."""
+    sender = Sender.of(Client(user_agent=ua, ip=ip, origin=None), SALT, PROJECT)
+    event = EventIn.model_validate(
+        {"event": "pageview", "page_url": page_url, "referrer": referrer},
+        context={"limits": Limits.from_settings(Settings(secret_key="k" * 40))},
+    )
+    row = event_row(event, datetime.now(UTC), sender, str(uuid.uuid4()))
+    return SimpleNamespace(**{column: row[column] for column in DERIVED})
+
+
+DERIVED = (
+    "browser",
+    "os",
+    "device",
+    "is_bot",
+    "referrer_domain",
+    "host",
+    "path",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "ip_hash",
+)
+
+
 def test_enrich_combines_every_column() -> None:
-    result = enrich(
+    result = _enriched(
         SAFARI_IPHONE,
         "https://www.twitter.com/someone/status/1",
         "https://www.example.com/blog/post?utm_source=Twitter&utm_medium=Social#top",
         "203.0.113.7",
-        SALT,
-        PROJECT,
     )
-    assert orjson.loads(orjson.dumps(result)) == {
+    assert vars(result) == {
         "browser": "Safari",
         "os": "iOS",
         "device": "mobile",
@@ -339,9 +372,7 @@ def test_enrich_combines_every_column() -> None:
 
 
 def test_enrich_internal_navigation_and_missing_ip() -> None:
-    result = enrich(
-        None, "https://example.com/", "https://www.example.com/docs", None, SALT, PROJECT
-    )
+    result = _enriched(None, "https://example.com/", "https://www.example.com/docs", None)
     assert result.referrer_domain is None
     assert result.ip_hash is None
     assert (result.browser, result.device, result.is_bot) == ("Unknown", "other", False)

@@ -119,7 +119,7 @@ async def test_the_worker_runs_until_stopped_and_acks_everything(
     worker.stop()
     await asyncio.wait_for(task, 5)
     assert await _counts(app) == (70, 70)
-    assert await redis_bus.backlog() == (10, 0) or (await redis_bus.backlog())[1] == 0
+    assert (await redis_bus.backlog())[1] == 0  # nothing left unacknowledged
     assert worker.stats.batches == 10
 
 
