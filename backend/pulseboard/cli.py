@@ -15,6 +15,7 @@ from pulseboard.auth.schemas import UserCreate
 from pulseboard.core import migrations
 from pulseboard.core.db import create_engine, create_sessionmaker, session_scope
 from pulseboard.core.errors import PulseboardError
+from pulseboard.core.cache import RedisCache
 from pulseboard.core.pubsub import RedisPubSub
 from pulseboard.core.redis_bus import RedisStreamBus
 from pulseboard.core.runtime import tune_gc
@@ -23,6 +24,7 @@ from pulseboard.core.settings import Settings
 from pulseboard.pipeline.live import LivePublisher
 from pulseboard.pipeline.maintenance import maintain
 from pulseboard.pipeline.partitions import Partitions
+from pulseboard.pipeline.versions import VersionBumper
 from pulseboard.pipeline.worker import Worker
 
 app = typer.Typer(help="Pulseboard: self-hosted real-time analytics.", no_args_is_help=True)
@@ -80,7 +82,7 @@ async def _run_worker(settings: Settings, name: str, batch_size: int) -> None:
         name=name,
         batch_size=batch_size,
         claim_idle_ms=settings.worker_claim_idle_ms,
-        on_stored=LivePublisher(RedisPubSub(redis)),
+        on_stored=(LivePublisher(RedisPubSub(redis)), VersionBumper(RedisCache(redis))),
         partitions=partitions,
     )
     tune_gc()

@@ -11,9 +11,11 @@ from fastapi.routing import APIRoute
 from redis.asyncio import Redis
 
 from pulseboard import __version__
+from pulseboard.analytics.router import router as analytics_router
 from pulseboard.auth.router import router as auth_router
 from pulseboard.auth.router import users_router
 from pulseboard.core.bus import Bus, InProcessBus
+from pulseboard.core.cache import Cache, InProcessCache, RedisCache
 from pulseboard.core.db import create_engine, create_sessionmaker
 from pulseboard.core.errors import install_error_handlers
 from pulseboard.core.pubsub import InProcessPubSub, PubSub, RedisPubSub
@@ -34,6 +36,7 @@ from pulseboard.orgs.router import router as orgs_router
 from pulseboard.pipeline.live import LivePublisher
 from pulseboard.pipeline.maintenance import maintain
 from pulseboard.pipeline.partitions import Partitions
+from pulseboard.pipeline.versions import VersionBumper
 from pulseboard.pipeline.worker import Worker
 from pulseboard.projects.router import router as projects_router
 from pulseboard.sources.router import router as sources_router
@@ -55,12 +58,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         in_process = InProcessBus() if redis is None else None
         bus: Bus
         pubsub: PubSub
+        cache: Cache
         if redis is not None:
             await redis.ping()
-            bus, pubsub = RedisStreamBus(redis), RedisPubSub(redis)
+            bus, pubsub, cache = RedisStreamBus(redis), RedisPubSub(redis), RedisCache(redis)
         else:
             assert in_process is not None
-            bus, pubsub = in_process, InProcessPubSub()
+            bus, pubsub, cache = in_process, InProcessPubSub(), InProcessCache()
         sessions = create_sessionmaker(engine)
         app.state.pulseboard = AppState(
             settings=settings,
@@ -69,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             passwords=Passwords(make_password_hasher(settings)),
             bus=bus,
             pubsub=pubsub,
+            cache=cache,
             key_cache=KeyCache(settings.ingest_key_cache_seconds),
             salts=SaltStore(sessions),
             limits=Limits.from_settings(settings),
@@ -87,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 name="embedded",
                 batch_size=settings.worker_batch_size,
                 block_ms=200,
-                on_stored=LivePublisher(pubsub),
+                on_stored=(LivePublisher(pubsub), VersionBumper(cache)),
                 partitions=partitions,
             )
             # Its upkeep (partitions, retention) runs beside it, as in `pulseboard worker`.
@@ -138,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sources_router,
         imports_router,
         ingest_router,
+        analytics_router,
     ):
         v1.include_router(router)
     app.include_router(v1)

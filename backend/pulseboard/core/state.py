@@ -6,6 +6,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pulseboard.core.bus import Bus
+from pulseboard.core.cache import Cache
 from pulseboard.core.pubsub import PubSub
 from pulseboard.core.security import Passwords
 from pulseboard.core.settings import Settings
@@ -22,6 +23,7 @@ class AppState:
     passwords: Passwords
     bus: Bus
     pubsub: PubSub
+    cache: Cache
     key_cache: KeyCache
     salts: SaltStore
     limits: Limits

@@ -8,7 +8,7 @@ nothing that the first already added. Database errors are retried with backoff, 
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -57,7 +57,7 @@ class Worker:
         batch_size: int = 50,
         block_ms: int = 1000,
         claim_idle_ms: int = 30_000,
-        on_stored: OnStored | None = None,
+        on_stored: Sequence[OnStored] = (),
         partitions: Partitions,
     ) -> None:
         self.bus = bus
@@ -126,8 +126,7 @@ class Worker:
             self.stats.batches += len(readable)
             self.stats.events += stored.event_count
             self.stats.metrics += stored.metric_count
-            if self.on_stored is not None:
-                await self._notify(stored)
+            await self._notify(stored)
             return True
 
     async def _isolate(self, readable: list[tuple[Delivery, Batch]], error: Exception) -> bool:
@@ -144,12 +143,12 @@ class Worker:
         return await store_batches(self.sessions, self.partitions, batches)
 
     async def _notify(self, stored: Stored) -> None:
-        assert self.on_stored is not None
-        try:
-            await self.on_stored(stored)
-        except Exception:
-            # Live updates are best effort; the data is stored and acknowledged already.
-            log.exception("worker %s: live publish failed", self.name)
+        for callback in self.on_stored:
+            try:
+                await callback(stored)
+            except Exception:
+                # Live updates and cache versions are best effort once the data is committed.
+                log.exception("worker %s: after-commit callback failed", self.name)
 
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         log.error("worker %s: dead-lettering %s: %s", self.name, delivery.id, reason)

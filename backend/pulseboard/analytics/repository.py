@@ -1,0 +1,240 @@
+"""All SQL of the analytics queries: rollup rows merged per bucket, or raw rows counted.
+
+Both paths return the same shape, `{(bucket index, group value): Aggregate}`, so that what sits
+above them never knows which one answered.
+"""
+
+import bisect
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Integer,
+    String,
+    and_,
+    case,
+    column,
+    distinct,
+    func,
+    literal,
+    select,
+    values,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from pulseboard.analytics.fields import EVENT, Field
+from pulseboard.analytics.metrics import PAGEVIEW, Aggregate, Needs, SessionStats
+from pulseboard.analytics.planner import EventQuery, RollupPlan, Span
+from pulseboard.analytics.sql import EventSql, condition
+from pulseboard.models import Event, EventRollup
+from pulseboard.models.base import UTCDateTime
+from pulseboard.pipeline import sketches
+
+GroupKey = tuple[int, str | None]
+Aggregates = dict[GroupKey, Aggregate]
+
+
+class AnalyticsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.sql = EventSql(session.get_bind().dialect.name)
+
+    # Rollups -------------------------------------------------------------------------------------
+
+    async def rollup_aggregates(self, query: EventQuery, plan: RollupPlan) -> Aggregates:
+        by_granularity: dict[int, list[Span]] = defaultdict(list)
+        for span in plan.spans:
+            by_granularity[span.granularity].append(span)
+        counts: dict[GroupKey, int] = defaultdict(int)
+        users: dict[GroupKey, list[bytes]] = defaultdict(list)
+        sessions: dict[GroupKey, list[bytes]] = defaultdict(list)
+        for granularity, spans in by_granularity.items():
+            spans.sort(key=lambda span: span.start)
+            starts = [span.start for span in spans]
+            for row in await self._rollup_rows(query, plan, granularity, spans):
+                position = bisect.bisect_right(starts, row.bucket) - 1
+                if position < 0 or row.bucket >= spans[position].end:
+                    continue
+                key = (spans[position].bucket, row.group)
+                counts[key] += int(row.events)
+                if query.needs is Needs.SKETCHES:
+                    users[key].append(row.users)
+                    sessions[key].append(row.sessions)
+        if query.needs is Needs.COUNT:
+            return {key: Aggregate(count=count) for key, count in counts.items()}
+        return {
+            key: Aggregate(
+                count=count,
+                users=sketches.hll_count_union(users[key]),
+                sessions=sketches.hll_count_union(sessions[key]),
+            )
+            for key, count in counts.items()
+        }
+
+    async def _rollup_rows(
+        self, query: EventQuery, plan: RollupPlan, granularity: int, spans: list[Span]
+    ) -> Sequence[Any]:
+        rollups = EventRollup.__table__.c
+        group: ColumnElement[Any] = literal(None, String).label("group")
+        if query.group_by == EVENT:
+            group = rollups.event_name.label("group")
+        elif query.group_by is not None:
+            group = rollups.value.label("group")
+        conditions = [
+            rollups.project_id == query.project_id,
+            rollups.granularity == granularity,
+            rollups.dimension == plan.dimension,
+            rollups.bucket >= spans[0].start,
+            rollups.bucket < max(span.end for span in spans),
+            *(condition(rollups.event_name, f) for f in query.filters if f.field == EVENT),
+            *(condition(rollups.value, f) for f in plan.value_filters),
+        ]
+        if query.group_values is not None and query.group_by is not None:
+            conditions.append(group.element.in_(query.group_values))
+        if query.needs is Needs.COUNT:
+            keys = [rollups.bucket] if query.group_by is None else [rollups.bucket, group.element]
+            statement = (
+                select(rollups.bucket, group, func.sum(rollups.count).label("events"))
+                .where(*conditions)
+                .group_by(*keys)
+            )
+        else:
+            statement = select(
+                rollups.bucket,
+                group,
+                rollups.count.label("events"),
+                rollups.users,
+                rollups.sessions,
+            ).where(*conditions)
+        return (await self.session.execute(statement)).all()
+
+    # Raw rows ------------------------------------------------------------------------------------
+
+    async def raw_aggregates(self, query: EventQuery) -> Aggregates:
+        events = Event.__table__.c
+        buckets = (
+            values(column("s", UTCDateTime()), column("e", UTCDateTime()), name="b")
+            .data(list(query.buckets))
+            .cte("b")
+        )
+        index = {start: position for position, (start, _end) in enumerate(query.buckets)}
+        group = self._group(query.group_by)
+        columns: list[ColumnElement[Any]] = [buckets.c.s, group, func.count().label("events")]
+        if query.needs is Needs.SKETCHES:
+            columns += [
+                func.count(distinct(events.distinct_id)).label("users"),
+                func.count(distinct(events.session_id)).label("sessions"),
+            ]
+        statement = (
+            select(*columns)
+            .select_from(
+                buckets.join(
+                    Event.__table__,
+                    and_(
+                        events.project_id == query.project_id,
+                        events.timestamp >= buckets.c.s,
+                        events.timestamp < buckets.c.e,
+                    ),
+                )
+            )
+            .where(*self._event_conditions(query))
+            .group_by(buckets.c.s, *([] if query.group_by is None else [group.element]))
+        )
+        result: Aggregates = {}
+        for row in (await self.session.execute(statement)).all():
+            key = (index[row.s], row.group)
+            result[key] = Aggregate(
+                count=row.events,
+                users=float(getattr(row, "users", 0)),
+                sessions=float(getattr(row, "sessions", 0)),
+            )
+        return result
+
+    def _event_conditions(self, query: EventQuery) -> list[ColumnElement[bool]]:
+        conditions = self.sql.filters(query.filters)
+        if query.group_by is not None:
+            group = self.sql.text_of(query.group_by)
+            conditions.append(group.is_not(None))
+            if query.group_values is not None:
+                conditions.append(group.in_(query.group_values))
+        return conditions
+
+    def _group(self, group_by: Field | None) -> Any:
+        if group_by is None:
+            return literal(None, String).label("group")
+        return self.sql.text_of(group_by).label("group")
+
+    async def session_stats(
+        self, query: EventQuery
+    ) -> tuple[SessionStats, dict[str, int], dict[int, int]]:
+        """Sessions with an event in the range: totals, a duration histogram, pages per session.
+
+        A bounce is a session of one event; its duration runs from its first event to its last.
+        """
+        events = Event.__table__.c
+        per_session = (
+            select(
+                func.count().label("events"),
+                func.sum(case((events.event_name == PAGEVIEW, 1), else_=0)).label("pageviews"),
+                self.sql.seconds_between(
+                    func.min(events.timestamp), func.max(events.timestamp)
+                ).label("duration"),
+            )
+            .where(
+                events.project_id == query.project_id,
+                events.timestamp >= query.time_range.start,
+                events.timestamp < query.time_range.end,
+                events.session_id.is_not(None),
+                *self._event_conditions(query),
+            )
+            .group_by(events.session_id)
+            .subquery()
+        )
+        duration_band = case(
+            *((per_session.c.duration < upper, label) for label, upper in DURATION_BANDS[:-1]),
+            else_=DURATION_BANDS[-1][0],
+        ).label("band")
+        pages = self.sql.least(per_session.c.pageviews, literal(MAX_PAGES_BAND, Integer))
+        rows = (
+            await self.session.execute(
+                select(
+                    duration_band,
+                    pages.label("pages"),
+                    func.count().label("sessions"),
+                    func.sum(case((per_session.c.events == 1, 1), else_=0)).label("bounces"),
+                    func.sum(per_session.c.duration).label("duration"),
+                    func.sum(per_session.c.events).label("events"),
+                    func.sum(per_session.c.pageviews).label("pageviews"),
+                ).group_by(duration_band, pages)
+            )
+        ).all()
+        durations: dict[str, int] = dict.fromkeys((label for label, _ in DURATION_BANDS), 0)
+        pages_per_session: dict[int, int] = defaultdict(int)
+        stats = SessionStats()
+        for row in rows:
+            durations[row.band] += int(row.sessions)
+            pages_per_session[int(row.pages)] += int(row.sessions)
+            stats = SessionStats(
+                sessions=stats.sessions + int(row.sessions),
+                bounces=stats.bounces + int(row.bounces),
+                total_duration=stats.total_duration + float(row.duration or 0),
+                total_events=stats.total_events + int(row.events),
+                total_pageviews=stats.total_pageviews + int(row.pageviews),
+            )
+        return stats, durations, dict(sorted(pages_per_session.items()))
+
+
+# Session duration bands (label, upper bound in seconds); the last has no upper bound.
+DURATION_BANDS: tuple[tuple[str, float], ...] = (
+    ("0-10s", 10),
+    ("10-30s", 30),
+    ("30-60s", 60),
+    ("1-3m", 180),
+    ("3-10m", 600),
+    ("10-30m", 1800),
+    ("30m+", float("inf")),
+)
+# Pages per session above this are counted together.
+MAX_PAGES_BAND = 10
