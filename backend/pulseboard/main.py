@@ -24,6 +24,7 @@ from pulseboard.core.runtime import tune_gc
 from pulseboard.core.security import Passwords, make_password_hasher
 from pulseboard.core.settings import Environment, Settings
 from pulseboard.core.state import AppState
+from pulseboard.exports.router import router as exports_router
 from pulseboard.health import router as health_router
 from pulseboard.imports.router import router as imports_router
 from pulseboard.ingest.cors import IngestCORSMiddleware
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         imports_router,
         ingest_router,
         analytics_router,
+        exports_router,
     ):
         v1.include_router(router)
     app.include_router(v1)
