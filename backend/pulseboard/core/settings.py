@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     # How long a write key's lookup is remembered by an API process.
     ingest_key_cache_seconds: float = 5.0
 
+    # Live sockets: events waiting for one socket before its oldest are dropped, how long a send
+    # may stall before the client counts as gone, and the heartbeat sent when otherwise idle.
+    live_max_queued_events: int = Field(default=1000, ge=1)
+    live_send_timeout_seconds: float = Field(default=10.0, gt=0)
+    live_heartbeat_seconds: float = Field(default=15.0, gt=0)
+
     # The worker: how many request batches it stores per transaction, and when it claims
     # batches a dead worker left unacknowledged.
     worker_batch_size: int = Field(default=50, ge=1)

@@ -13,6 +13,7 @@ from pulseboard.core.settings import Settings
 from pulseboard.ingest.keys import KeyCache
 from pulseboard.ingest.salts import SaltStore
 from pulseboard.ingest.schemas import Limits
+from pulseboard.live.hub import LiveHub
 
 
 @dataclass(slots=True)
@@ -28,3 +29,4 @@ class AppState:
     salts: SaltStore
     limits: Limits
     redis: Redis | None = None
+    live: LiveHub | None = None

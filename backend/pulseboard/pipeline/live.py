@@ -1,4 +1,11 @@
-"""What the worker tells live dashboards after a commit: the new events, per project."""
+"""What the worker tells live dashboards after a commit: the new events and points, per project.
+
+Events go in messages of at most `EVENTS_PER_MESSAGE`, each kept in the channel's history
+first (which gives it its cursor) and then published with that cursor, so that a client that
+saw a cursor can always resume from it. Metric points feed live numbers only; no history.
+"""
+
+from typing import Any
 
 import orjson
 
@@ -18,6 +25,12 @@ LIVE_FIELDS = (
     "device",
     "is_bot",
 )
+EVENTS_PER_MESSAGE = 100
+
+
+def events_message(cursor: str, data: bytes) -> bytes:
+    """The channel message for a history entry: its cursor and its events (a JSON array)."""
+    return orjson.dumps({"type": "events", "cursor": cursor, "data": orjson.Fragment(data)})
 
 
 class LivePublisher:
@@ -26,13 +39,19 @@ class LivePublisher:
 
     async def __call__(self, stored: Stored) -> None:
         for project_id, rows in stored.events.items():
-            if not self.pubsub.listened(live_channel(str(project_id))):
-                continue
-            events = [{name: row.get(name) for name in LIVE_FIELDS} for row in rows]
-            message = {"type": "events", "project_id": project_id, "data": events}
-            await self.pubsub.publish(live_channel(str(project_id)), orjson.dumps(message))
+            channel = live_channel(str(project_id))
+            chunks = [
+                orjson.dumps([_live_event(row) for row in rows[i : i + EVENTS_PER_MESSAGE]])
+                for i in range(0, len(rows), EVENTS_PER_MESSAGE)
+            ]
+            # Kept even when nobody listens now: a client reconnecting with `since` reads it.
+            cursors = await self.pubsub.append(channel, chunks)
+            if self.pubsub.listened(channel):
+                for cursor, chunk in zip(cursors, chunks, strict=True):
+                    await self.pubsub.publish(channel, events_message(cursor, chunk))
         for project_id, rows in stored.metrics.items():
-            if not self.pubsub.listened(live_channel(str(project_id))):
+            channel = live_channel(str(project_id))
+            if not self.pubsub.listened(channel):
                 continue
             points = [
                 {
@@ -43,5 +62,9 @@ class LivePublisher:
                 }
                 for row in rows
             ]
-            message = {"type": "metrics", "project_id": project_id, "data": points}
-            await self.pubsub.publish(live_channel(str(project_id)), orjson.dumps(message))
+            message = {"type": "metrics", "data": points}
+            await self.pubsub.publish(channel, orjson.dumps(message))
+
+
+def _live_event(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: row.get(name) for name in LIVE_FIELDS}

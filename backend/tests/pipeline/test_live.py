@@ -2,51 +2,123 @@
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import orjson
+import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from pulseboard.core.pubsub import RedisPubSub, live_channel
-from pulseboard.pipeline.live import LivePublisher
+from pulseboard.core.pubsub import (
+    HISTORY_MESSAGES,
+    InProcessPubSub,
+    PubSub,
+    RedisPubSub,
+    cursor_order,
+    history_key,
+    live_channel,
+)
+from pulseboard.pipeline.live import EVENTS_PER_MESSAGE, LivePublisher
 from pulseboard.pipeline.store import Stored
 from tests.factories import ingest, pageview
 
 
-async def test_stored_events_are_published_on_the_projects_channel(
-    client: httpx.AsyncClient, app: FastAPI, project: dict[str, Any]
+async def test_stored_events_are_published_with_a_cursor_and_kept(
+    client: httpx.AsyncClient, app: FastAPI, project: dict[str, object]
 ) -> None:
-    pubsub = app.state.pulseboard.pubsub
-    async with pubsub.subscribe(live_channel(project["id"])) as queue:
+    pubsub: PubSub = app.state.pulseboard.pubsub
+    channel = live_channel(str(project["id"]))
+    async with pubsub.subscribe(channel) as queue:
         events = [pageview("/a", uuid=str(uuid.uuid4())), pageview("/b")]
-        assert (await ingest(client, project["write_key"], events)).status_code == 202
+        assert (await ingest(client, str(project["write_key"]), events)).status_code == 202
         message = orjson.loads(await asyncio.wait_for(queue.get(), 5))
         assert message["type"] == "events"
-        assert message["project_id"] == project["id"]
         assert [event["path"] for event in message["data"]] == ["/a", "/b"]
 
+        history = await pubsub.history(channel, None, 10)
+        assert history.cursor == message["cursor"]
+        assert [orjson.loads(data) for _, data in history.entries] == [message["data"]]
+
         # A resent event (its uuid again, stamped anew at arrival) adds nothing: not announced.
-        assert (await ingest(client, project["write_key"], events[:1])).status_code == 202
+        assert (await ingest(client, str(project["write_key"]), events[:1])).status_code == 202
         await asyncio.sleep(0.3)
         assert queue.empty()
 
 
-async def test_redis_pubsub_carries_live_messages_across_processes(redis_url: str) -> None:
-    redis = Redis.from_url(redis_url)
-    project_id = uuid.uuid4()
+def _stored(project_id: uuid.UUID, events: int = 0, points: int = 0) -> Stored:
+    stored = Stored()
+    now = datetime.now(UTC)
+    for i in range(events):
+        stored.events[project_id].append(
+            {"id": uuid.uuid4(), "timestamp": now, "event_name": "pageview", "path": f"/{i}"}
+        )
+    for _ in range(points):
+        stored.metrics[project_id].append(
+            {"timestamp": now, "name": "cpu", "value": 0.5, "tags": {}}
+        )
+    return stored
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+async def test_one_redis_connection_carries_every_channel_across_processes(redis: Redis) -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    listener, publisher = RedisPubSub(redis), RedisPubSub(redis)
     try:
-        pubsub = RedisPubSub(redis)
-        async with pubsub.subscribe(live_channel(str(project_id))) as queue:
-            stored = Stored()
-            stored.metrics[project_id].append(
-                {"timestamp": datetime.now(UTC), "name": "cpu", "value": 0.5, "tags": {}}
-            )
-            await LivePublisher(pubsub)(stored)
-            message = orjson.loads(await asyncio.wait_for(queue.get(), 5))
-        assert message["type"] == "metrics"
-        assert message["data"][0]["name"] == "cpu"
+        async with (
+            listener.subscribe(live_channel(str(first))) as first_queue,
+            listener.subscribe(live_channel(str(second))) as second_queue,
+        ):
+            channels = [live_channel(str(first)), live_channel(str(second))]
+            assert [count for _, count in await redis.pubsub_numsub(*channels)] == [1, 1]
+            await LivePublisher(publisher)(_stored(first, events=EVENTS_PER_MESSAGE + 1))
+            await LivePublisher(publisher)(_stored(second, points=1))
+            big = orjson.loads(await asyncio.wait_for(first_queue.get(), 5))
+            small = orjson.loads(await asyncio.wait_for(first_queue.get(), 5))
+            metrics = orjson.loads(await asyncio.wait_for(second_queue.get(), 5))
+        assert len(big["data"]) == EVENTS_PER_MESSAGE
+        assert len(small["data"]) == 1
+        assert cursor_order(small["cursor"]) > cursor_order(big["cursor"])
+        assert metrics["type"] == "metrics"
+        assert metrics["data"][0]["name"] == "cpu"
     finally:
-        await redis.aclose()
+        await redis.delete(history_key(live_channel(str(first))))
+        await listener.close()
+
+
+@pytest.fixture(params=["in-process", "redis"])
+async def any_pubsub(request: pytest.FixtureRequest) -> AsyncIterator[PubSub]:
+    if request.param == "in-process":
+        yield InProcessPubSub()
+        return
+    client = Redis.from_url(request.getfixturevalue("redis_url"))
+    yield RedisPubSub(client)
+    await client.aclose()
+
+
+async def test_history_says_when_a_cursor_is_older_than_it_reaches(any_pubsub: PubSub) -> None:
+    pubsub = any_pubsub
+    channel = live_channel(str(uuid.uuid4()))
+    try:
+        cursors = await pubsub.append(channel, [b"[%d]" % i for i in range(HISTORY_MESSAGES * 3)])
+        recent = await pubsub.history(channel, cursors[-3], limit=HISTORY_MESSAGES)
+        assert [data for _, data in recent.entries] == [b"[598]", b"[599]"]
+        assert recent.complete
+        assert recent.cursor == cursors[-1]
+
+        lost = await pubsub.history(channel, cursors[0], limit=HISTORY_MESSAGES)
+        assert not lost.complete
+        assert lost.entries[-1] == (cursors[-1], b"[599]")
+
+        latest = await pubsub.history(channel, None, limit=2)
+        assert [data for _, data in latest.entries] == [b"[598]", b"[599]"]
+    finally:
+        if isinstance(pubsub, RedisPubSub):
+            await pubsub.redis.delete(history_key(channel))

@@ -1,0 +1,1 @@
+"""Live events and numbers over WebSocket."""
