@@ -97,4 +97,5 @@ OrganizationOwner = Annotated[
     orgs_service.Access, Depends(organization_access(Action.MANAGE_ORGANIZATION))
 ]
 ProjectReader = Annotated[Project, Depends(project_access(Action.READ))]
+ProjectEditor = Annotated[Project, Depends(project_access(Action.EDIT_CONTENT))]
 ProjectAdmin = Annotated[Project, Depends(project_access(Action.MANAGE_PROJECTS))]

@@ -7,6 +7,7 @@ from pulseboard.models.event import Event
 from pulseboard.models.event_id import EventId
 from pulseboard.models.import_job import ImportFormat, ImportJob, ImportStatus
 from pulseboard.models.membership import Membership, Role
+from pulseboard.models.metric_definition import MetricDefinition
 from pulseboard.models.metric_point import MetricPoint
 from pulseboard.models.organization import Organization
 from pulseboard.models.project import Project
@@ -25,6 +26,7 @@ __all__ = [
     "ImportJob",
     "ImportStatus",
     "Membership",
+    "MetricDefinition",
     "MetricPoint",
     "MetricRollup",
     "Organization",
