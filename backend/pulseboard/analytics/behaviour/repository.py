@@ -1,0 +1,202 @@
+"""All SQL of the behaviour answers: raw event pages, users, and ordered streams of raw rows.
+
+Pages are keyset-paginated (never OFFSET), so a page costs the same however deep it is. The
+funnel, retention and path logic runs in Python over ordered streams that the service bounds.
+"""
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from pulseboard.analytics.filters import Filter
+from pulseboard.analytics.metrics import PAGEVIEW
+from pulseboard.analytics.sql import EVENTS, EventSql
+from pulseboard.analytics.timerange import TimeRange
+
+# Without a distinct id from the sender, ingest names a visitor `anon:` + a daily hash.
+ANONYMOUS_PREFIX = "anon:"
+# Rows fetched from the database, and handed over, at a time while streaming.
+STREAM_CHUNK = 5000
+
+EVENT_COLUMNS = (
+    EVENTS.id,
+    EVENTS.timestamp,
+    EVENTS.event_name.label("event"),
+    EVENTS.distinct_id,
+    EVENTS.session_id,
+    EVENTS.properties,
+    EVENTS.page_url,
+    EVENTS.host,
+    EVENTS.path,
+    EVENTS.referrer,
+    EVENTS.referrer_domain,
+    EVENTS.utm_source,
+    EVENTS.utm_medium,
+    EVENTS.utm_campaign,
+    EVENTS.utm_term,
+    EVENTS.utm_content,
+    EVENTS.browser,
+    EVENTS.os,
+    EVENTS.device,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The raw events an answer reads: one project, a range, filters (bots never)."""
+
+    project_id: uuid.UUID
+    time_range: TimeRange
+    filters: tuple[Filter, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UserQuery:
+    search: str | None = None
+    include_anonymous: bool = False
+    distinct_id: str | None = None
+
+
+class BehaviourRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.sql = EventSql(session.get_bind().dialect.name)
+
+    def _where(self, selection: Selection) -> list[ColumnElement[bool]]:
+        return [
+            EVENTS.project_id == selection.project_id,
+            EVENTS.timestamp >= selection.time_range.start,
+            EVENTS.timestamp < selection.time_range.end,
+            *self.sql.filters(selection.filters),
+        ]
+
+    async def events(
+        self,
+        selection: Selection,
+        limit: int,
+        after: tuple[datetime, uuid.UUID] | None = None,
+        distinct_id: str | None = None,
+    ) -> Sequence[Any]:
+        """Up to `limit` events, newest first, older than the `after` key when given."""
+        conditions = self._where(selection)
+        if distinct_id is not None:
+            conditions.append(EVENTS.distinct_id == distinct_id)
+        if after is not None:
+            moment, event_id = after
+            conditions.append(
+                or_(
+                    EVENTS.timestamp < moment,
+                    and_(EVENTS.timestamp == moment, EVENTS.id < event_id),
+                )
+            )
+        statement = (
+            select(*EVENT_COLUMNS)
+            .where(*conditions)
+            .order_by(EVENTS.timestamp.desc(), EVENTS.id.desc())
+            .limit(limit)
+        )
+        return (await self.session.execute(statement)).all()
+
+    def _users(self, selection: Selection, query: UserQuery) -> Select[Any]:
+        conditions = self._where(selection)
+        if query.distinct_id is not None:
+            conditions.append(EVENTS.distinct_id == query.distinct_id)
+        if not query.include_anonymous:
+            conditions.append(EVENTS.distinct_id.not_like(ANONYMOUS_PREFIX + "%"))
+        if query.search:
+            conditions.append(
+                func.lower(EVENTS.distinct_id).contains(query.search.lower(), autoescape=True)
+            )
+        return (
+            select(
+                EVENTS.distinct_id,
+                func.min(EVENTS.timestamp).label("first_seen"),
+                func.max(EVENTS.timestamp).label("last_seen"),
+                func.count().label("events"),
+                func.count(EVENTS.session_id.distinct()).label("sessions"),
+            )
+            .where(*conditions)
+            .group_by(EVENTS.distinct_id)
+        )
+
+    async def users(
+        self,
+        selection: Selection,
+        query: UserQuery,
+        limit: int,
+        after: tuple[datetime, str] | None = None,
+    ) -> Sequence[Any]:
+        """Users with events in the selection, the most recently seen first."""
+        last_seen = func.max(EVENTS.timestamp)
+        statement = self._users(selection, query)
+        if after is not None:
+            moment, distinct_id = after
+            statement = statement.having(
+                or_(last_seen < moment, and_(last_seen == moment, EVENTS.distinct_id > distinct_id))
+            )
+        statement = statement.order_by(last_seen.desc(), EVENTS.distinct_id).limit(limit)
+        rows: Sequence[Any] = (await self.session.execute(statement)).all()
+        return rows
+
+    async def count_users(self, selection: Selection, query: UserQuery) -> int:
+        counted = self._users(selection, query).subquery()
+        total = await self.session.scalar(select(func.count()).select_from(counted))
+        return int(total or 0)
+
+    def funnel_rows(
+        self, selection: Selection, steps: Sequence[tuple[str, str | None]]
+    ) -> AsyncIterator[Sequence[Any]]:
+        """(distinct_id, timestamp, event, path) of every event some step matches, per user."""
+        matches = [
+            EVENTS.event_name == event if path is None else _pageview_of(path)
+            for event, path in steps
+        ]
+        statement = (
+            select(EVENTS.distinct_id, EVENTS.timestamp, EVENTS.event_name, EVENTS.path)
+            .where(*self._where(selection), or_(*matches))
+            .order_by(EVENTS.distinct_id, EVENTS.timestamp, EVENTS.id)
+        )
+        return self._stream(statement)
+
+    def retention_rows(
+        self, selection: Selection, events: Sequence[str]
+    ) -> AsyncIterator[Sequence[Any]]:
+        """(distinct_id, timestamp, event) of the start and return events, per user in order."""
+        statement = (
+            select(EVENTS.distinct_id, EVENTS.timestamp, EVENTS.event_name)
+            .where(*self._where(selection), EVENTS.event_name.in_(events))
+            .order_by(EVENTS.distinct_id, EVENTS.timestamp, EVENTS.id)
+        )
+        return self._stream(statement)
+
+    def session_items(self, selection: Selection, *, pages: bool) -> AsyncIterator[Sequence[Any]]:
+        """(session_id, item) per session in order: page paths of pageviews, or event names."""
+        item = EVENTS.path if pages else EVENTS.event_name
+        conditions = [*self._where(selection), EVENTS.session_id.is_not(None)]
+        if pages:
+            conditions += [EVENTS.event_name == PAGEVIEW, EVENTS.path.is_not(None)]
+        statement = (
+            select(EVENTS.session_id, item.label("item"))
+            .where(*conditions)
+            .order_by(EVENTS.session_id, EVENTS.timestamp, EVENTS.id)
+        )
+        return self._stream(statement)
+
+    async def _stream(self, statement: Select[Any]) -> AsyncIterator[Sequence[Any]]:
+        result = await self.session.stream(statement.execution_options(yield_per=STREAM_CHUNK))
+        try:
+            # A chunk at a time: row by row, the async hand-over per row costs more than the SQL.
+            async for chunk in result.partitions():
+                yield chunk
+        finally:
+            await result.close()
+
+
+def _pageview_of(path: str) -> ColumnElement[bool]:
+    return and_(EVENTS.event_name == PAGEVIEW, EVENTS.path == path)
