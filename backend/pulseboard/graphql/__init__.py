@@ -1,0 +1,1 @@
+"""GraphQL at `/api/graphql`: the REST query services, typed, behind the same permissions."""
