@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from redis.asyncio import Redis
 
 from pulseboard import __version__
+from pulseboard.analytics.behaviour.router import router as behaviour_router
 from pulseboard.analytics.router import router as analytics_router
 from pulseboard.auth.router import router as auth_router
 from pulseboard.auth.router import users_router
@@ -25,6 +26,7 @@ from pulseboard.core.security import Passwords, make_password_hasher
 from pulseboard.core.settings import Environment, Settings
 from pulseboard.core.state import AppState
 from pulseboard.exports.router import router as exports_router
+from pulseboard.graphql.router import graphql_router
 from pulseboard.health import router as health_router
 from pulseboard.imports.router import router as imports_router
 from pulseboard.ingest.cors import IngestCORSMiddleware
@@ -33,6 +35,10 @@ from pulseboard.ingest.keys import KeyCache
 from pulseboard.ingest.router import router as ingest_router
 from pulseboard.ingest.salts import SaltStore
 from pulseboard.ingest.schemas import Limits
+from pulseboard.live.hub import LiveHub
+from pulseboard.live.router import router as live_router
+from pulseboard.metrics.router import definitions_router as metric_definitions_router
+from pulseboard.metrics.router import router as metrics_router
 from pulseboard.orgs.router import router as orgs_router
 from pulseboard.pipeline.live import LivePublisher
 from pulseboard.pipeline.maintenance import maintain
@@ -67,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             assert in_process is not None
             bus, pubsub, cache = in_process, InProcessPubSub(), InProcessCache()
         sessions = create_sessionmaker(engine)
+        live = LiveHub(pubsub, max_queued_events=settings.live_max_queued_events)
         app.state.pulseboard = AppState(
             settings=settings,
             engine=engine,
@@ -79,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             salts=SaltStore(sessions),
             limits=Limits.from_settings(settings),
             redis=redis,
+            live=live,
         )
         warm_up()
         if settings.environment is not Environment.TEST:
@@ -109,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 in_process.wake()
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(worker_tasks, 10)
+            await live.close()
+            await pubsub.close()
             await bus.close()
             if redis is not None:
                 await redis.aclose()
@@ -145,9 +155,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         imports_router,
         ingest_router,
         analytics_router,
+        behaviour_router,
+        metrics_router,
+        metric_definitions_router,
         exports_router,
+        live_router,
     ):
         v1.include_router(router)
     app.include_router(v1)
     app.include_router(health_router, prefix="/api")
+    app.include_router(graphql_router())
     return app

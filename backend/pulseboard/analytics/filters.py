@@ -71,6 +71,8 @@ def _parse_one(index: int, item: Any) -> Filter:
     if not isinstance(item, dict):
         raise InvalidQuery(f"{where} must be an object with key, op and value")
     key = item.get("key")
+    if _has_nul(key) or _has_nul(item.get("value")):
+        raise InvalidQuery(f"{where} holds a NUL character")
     field = field_of(key) if isinstance(key, str) else None
     if field is None:
         raise InvalidQuery(f"{where}.key must be a dimension or property name")
@@ -99,6 +101,12 @@ def _parse_one(index: int, item: Any) -> Filter:
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise InvalidQuery(f"{where}.value must be a string or number for {op.value}")
             return Filter(field, op, _text(value))
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return isinstance(value, str) and "\x00" in value
 
 
 def _text(value: str | float) -> str:

@@ -8,18 +8,12 @@ from pulseboard.analytics.deps import (
     BreakdownDep,
     ScopeDep,
     TimeseriesDep,
-    field_param,
-    get_scope,
 )
 from pulseboard.analytics.fields import EVENT
 from pulseboard.analytics.metrics import event_metric
 from pulseboard.analytics.schemas import BreakdownRead, OverviewRead, SessionsRead, TimeseriesRead
 
 router = APIRouter(prefix="/analytics/{project_id}", tags=["analytics"])
-
-# Other analytics routers build on the same parameters.
-_field = field_param
-__all__ = ["ScopeDep", "_field", "get_scope", "router"]
 
 
 @router.get("/overview", response_model=OverviewRead)

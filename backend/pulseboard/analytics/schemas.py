@@ -76,8 +76,6 @@ class BreakdownRow(BaseModel):
 class OtherRow(BaseModel):
     values: int
     count: int
-    unique_users: int
-    unique_sessions: int
 
 
 class BreakdownRead(AnswerBase):

@@ -53,7 +53,7 @@ class Scope:
 
     def normalised(self) -> dict[str, Any]:
         return {
-            "range": _range_json(self.time_range),
+            "range": range_json(self.time_range),
             "filters": sorted((f.normalised() for f in self.filters), key=orjson.dumps),
             "compare": self.compare,
             "source": self.source,
@@ -132,8 +132,8 @@ class Analytics:
                 await self._overview_numbers(scope, scope.previous) if scope.previous else None
             )
             answer: dict[str, Any] = {
-                "range": _range_json(scope.time_range),
-                "compare": _range_json(scope.previous) if scope.previous else None,
+                "range": range_json(scope.time_range),
+                "compare": range_json(scope.previous) if scope.previous else None,
             }
             for name, value in current.items():
                 before = previous[name] if previous is not None else None
@@ -198,8 +198,8 @@ class Analytics:
                     scope, scope.previous, metric, interval, events, breakdown, limit
                 )
             return {
-                "range": _range_json(scope.time_range),
-                "compare": _range_json(scope.previous) if scope.previous else None,
+                "range": range_json(scope.time_range),
+                "compare": range_json(scope.previous) if scope.previous else None,
                 "interval": interval,
                 "metric": metric.name,
                 "series": series,
@@ -317,8 +317,8 @@ class Analytics:
                     row["previous"] = previous[metric.name] if previous else 0
                     row["change"] = change(row[metric.name], row["previous"])
             return {
-                "range": _range_json(scope.time_range),
-                "compare": _range_json(scope.previous) if scope.previous else None,
+                "range": range_json(scope.time_range),
+                "compare": range_json(scope.previous) if scope.previous else None,
                 "by": field.name,
                 "metric": metric.name,
                 "rows": rows,
@@ -339,11 +339,13 @@ class Analytics:
         extra: tuple[Filter, ...],
         values: tuple[str, ...] | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        # Ranked by the metric over every value; unique counts are then merged for the top
+        # values only (a value's sketches per day add up to thousands over a month of paths).
         found = await self.aggregates(
             self.query(
                 scope,
                 time_range,
-                needs=Needs.SKETCHES,
+                needs=metric.needs,
                 extra=extra,
                 group_by=field,
                 group_values=values,
@@ -354,19 +356,26 @@ class Analytics:
             key=lambda item: (-metric.read(item[1]), item[0]),
         )
         chosen = ranked if limit is None else ranked[:limit]
-        rows = [{"value": value, **_numbers(aggregate)} for value, aggregate in chosen]
-        other = None
-        if limit is not None and len(ranked) > limit:
-            top = tuple(value for value, _ in chosen)
-            rest = await self.aggregates(
+        top = tuple(value for value, _ in chosen)
+        if metric.needs is Needs.COUNT and top:
+            found = await self.aggregates(
                 self.query(
                     scope,
                     time_range,
                     needs=Needs.SKETCHES,
-                    extra=(*extra, Filter(field, Op.SET_BUT_NOT_IN, top)),
+                    extra=extra,
+                    group_by=field,
+                    group_values=top,
                 )
             )
-            other = {"values": len(ranked) - limit, **_numbers(rest.get((0, None), Aggregate()))}
+        rows = [
+            {"value": value, **_numbers(found.get((0, value), Aggregate()))} for value in top
+        ]
+        rest = ranked[len(chosen) :]
+        other = None
+        if rest:
+            # Counts of the rest add up; their unique counts would need every sketch merged.
+            other = {"values": len(rest), "count": sum(a.count for _, a in rest)}
         return rows, other
 
     async def sessions(self, scope: Scope) -> dict[str, Any]:
@@ -380,8 +389,8 @@ class Analytics:
                     self.query(scope, scope.previous)
                 )
             return {
-                "range": _range_json(scope.time_range),
-                "compare": _range_json(scope.previous) if scope.previous else None,
+                "range": range_json(scope.time_range),
+                "compare": range_json(scope.previous) if scope.previous else None,
                 "sessions": stats.sessions,
                 "bounce_rate": stats.bounce_rate,
                 "avg_duration": stats.avg_duration,
@@ -440,7 +449,7 @@ def change(value: float | None, previous: float | None) -> float | None:
     return round(100 * (value - previous) / previous, 1)
 
 
-def _range_json(time_range: TimeRange) -> dict[str, Any]:
+def range_json(time_range: TimeRange) -> dict[str, Any]:
     return {
         "from": time_range.start.isoformat(),
         "to": time_range.end.isoformat(),

@@ -19,6 +19,10 @@ from pulseboard.core.errors import Unprocessable
 MINUTE, HOUR, DAY = 60, 3600, 86400
 # A timeseries longer than this many points is refused (a year at minute interval, say).
 MAX_POINTS = 10_000
+# Ranges stay within these bounds: older data is not kept, later data cannot be ingested.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_AHEAD = timedelta(days=366)
+MAX_RANGE = timedelta(days=3660)
 
 
 class InvalidQuery(Unprocessable):
@@ -121,6 +125,11 @@ def resolve(
             start, end = _utc(start, "from"), _utc(end, "to")
             if end <= start:
                 raise InvalidQuery("`to` must be after `from`")
+            if start < EARLIEST or end > now + MAX_AHEAD or end - start > MAX_RANGE:
+                raise InvalidQuery(
+                    f"A range runs from {EARLIEST.date()} at the earliest, to a year from now at "
+                    f"the latest, and spans at most {MAX_RANGE.days} days"
+                )
             return TimeRange(start, end, timezone)
     today = local_date(now, tz)
     match preset:

@@ -52,7 +52,7 @@ def breakdown_rows(answer: dict[str, Any]) -> Iterable[Sequence[Any]]:
         yield [row["value"], *(row[name] for name in numbers), *extra]
     other = answer.get("other")
     if other:
-        yield [f"other ({other['values']} values)", *(other[name] for name in numbers)]
+        yield [f"other ({other['values']} values)", other["count"]]
 
 
 async def event_chunks(

@@ -18,7 +18,16 @@ class IngestCORSMiddleware:
         if scope["type"] != "http" or scope["path"].rstrip("/") not in self.paths:
             await self.app(scope, receive, send)
             return
-        origin = Headers(scope=scope).get("origin")
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        # Only sending is open to every origin; reads on the same path (GET /api/v1/metrics)
+        # keep the API's own CORS rules.
+        method = scope["method"]
+        if method == "OPTIONS":
+            method = headers.get("access-control-request-method", "POST").upper()
+        if method != "POST":
+            await self.app(scope, receive, send)
+            return
         if scope["method"] == "OPTIONS":
             await self._preflight(origin, send)
             return

@@ -59,7 +59,7 @@ async def store(session: AsyncSession, batches: list[Batch]) -> Stored:
 
     projects = {row["project_id"] for row in (*new_events, *new_metrics)}
     await repository.lock_rollups(projects)
-    await _roll_up_events(repository, new_events)
+    await roll_up_events(repository, new_events)
     await _roll_up_metrics(repository, new_metrics)
     await _count_per_source(session, new_events, new_metrics)
 
@@ -139,7 +139,8 @@ def _groups(rows: list[dict[str, Any]]) -> list[_Group]:
     return list(groups.values())
 
 
-async def _roll_up_events(repository: PipelineRepository, rows: list[dict[str, Any]]) -> None:
+async def roll_up_events(repository: PipelineRepository, rows: list[dict[str, Any]]) -> None:
+    """Merge what these new events add into their rollup rows (each row needs `_timezone`)."""
     deltas: dict[rollups.EventKey, rollups.EventDelta] = {}
     for group in _groups(rows):
         deltas.update(rollups.event_deltas(group.project_id, group.timezone, group.rows))

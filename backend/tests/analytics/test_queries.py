@@ -147,7 +147,6 @@ async def test_breakdown_by_a_dimension_or_a_property(
     if rest:
         assert body["other"]["values"] == len(ranked) - 2
         assert body["other"]["count"] == len(rest)
-        assert body["other"]["unique_users"] == totals(rest)["unique_users"]
     else:
         assert body["other"] is None
 
@@ -299,7 +298,7 @@ async def test_the_cache_key_holds_every_parameter(
 
 BAD_REQUESTS = [
     ("timeseries", {"interval": "fortnight"}, "Unknown interval"),
-    ("timeseries", {"from": "2016-01-01T00:00:00Z", "interval": "minute"}, "10,000 points"),
+    ("timeseries", {"from": "2019-01-01T00:00:00Z", "interval": "minute"}, "10,000 points"),
     ("timeseries", {"metric": "revenue"}, "Unknown metric"),
     ("overview", {"range": "last_century"}, None),
     ("overview", {"range": "today", "from": "2026-01-01T00:00:00Z"}, "either"),
@@ -344,3 +343,23 @@ async def test_only_members_read_a_projects_analytics(
     assert (await client.get(path, headers=viewer.headers)).status_code == 200
     missing = "/api/v1/analytics/00000000-0000-0000-0000-000000000000/overview"
     assert (await client.get(missing, headers=owner.headers)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"from": "0001-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+        {"from": "2026-01-01T00:00:00Z", "to": "9999-12-31T23:59:59Z"},
+        {"from": "2001-01-01T00:00:00Z", "to": "2020-01-01T00:00:00Z"},
+        {"filters": '[{"key": "path", "op": "eq", "value": "/\\u0000"}]'},
+    ],
+)
+async def test_ranges_out_of_bounds_and_nul_characters_are_refused(
+    client: httpx.AsyncClient, owner: Actor, project: Project, params: dict[str, Any]
+) -> None:
+    for path in ("overview", "timeseries", "breakdown?by=path"):
+        response = await client.get(
+            f"/api/v1/analytics/{project['id']}/{path}", params=params, headers=owner.headers
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "invalid_query"

@@ -232,11 +232,15 @@ async def test_cors_preflight_and_origin_allowlist(
     assert await count_rows(app) == 2
 
 
-async def test_the_rest_of_the_api_keeps_its_cors_rules(client: httpx.AsyncClient) -> None:
-    response = await client.options(
-        "/api/v1/projects/",
-        headers={"Origin": "https://evil.test", "Access-Control-Request-Method": "GET"},
-    )
+@pytest.mark.parametrize("path", ["/api/v1/projects/", "/api/v1/metrics"])
+async def test_the_rest_of_the_api_keeps_its_cors_rules(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    # GET /api/v1/metrics reads data: only POST on that path is open to every origin.
+    headers = {"Origin": "https://evil.test", "Access-Control-Request-Method": "GET"}
+    response = await client.options(path, headers=headers)
+    assert "access-control-allow-origin" not in response.headers
+    response = await client.get(path, headers={"Origin": "https://evil.test"})
     assert "access-control-allow-origin" not in response.headers
 
 
