@@ -30,6 +30,8 @@ bench: install ## Benchmarks (need PostgreSQL, Redis and wrk); tables printed, J
 	$(BIN)/python bench/sketches.py
 	$(BIN)/python bench/enrich.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/query.py
+	$(BIN)/python bench/live.py
 
 migrate: install
 	$(BIN)/pulseboard migrate

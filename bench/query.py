@@ -1,9 +1,9 @@
 """Query benchmarks on 10M events over 30 days in PostgreSQL, cold and warm.
 
 The events are loaded by COPY and their rollups built by the worker's own code
-(`pipeline.store.roll_up_events`, the same merge the worker runs per batch), 100k events per
-transaction. The dataset is kept in the database `pulseboard_bench_query` between runs and made
-again only with --reload or when its size differs.
+(`pipeline.store.roll_up_events` and `roll_up_sessions`, the merges the worker runs per batch),
+100k events per transaction. The dataset is kept in the database `pulseboard_bench_query`
+between runs and made again only with --reload or when its size differs.
 
 Each query goes through the real app (FastAPI in-process over ASGI, Redis result cache):
   cold — the result cache emptied before each run (PostgreSQL's own buffers stay warm);
@@ -48,7 +48,7 @@ from pulseboard.main import create_app  # noqa: E402
 from pulseboard.models import Event, Project  # noqa: E402
 from pulseboard.pipeline.partitions import Partitions  # noqa: E402
 from pulseboard.pipeline.repository import PipelineRepository  # noqa: E402
-from pulseboard.pipeline.store import roll_up_events  # noqa: E402
+from pulseboard.pipeline.store import roll_up_events, roll_up_sessions  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "query.json"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -246,9 +246,9 @@ async def load(events: int) -> dict[str, Any]:
         began = time.perf_counter()
         for offset in range(0, len(rows), CHUNK):
             async with sessions.begin() as session:
-                await roll_up_events(
-                    PipelineRepository.for_session(session), rows[offset : offset + CHUNK]
-                )
+                repository = PipelineRepository.for_session(session)
+                await roll_up_events(repository, rows[offset : offset + CHUNK])
+                await roll_up_sessions(repository, rows[offset : offset + CHUNK])
         rollup_seconds += time.perf_counter() - began
         print(f"  loaded {day} ({time.perf_counter() - started:.0f} s)", flush=True)
     await connection.execute("ANALYZE")

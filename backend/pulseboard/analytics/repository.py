@@ -5,8 +5,10 @@ above them never knows which one answered.
 """
 
 import bisect
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -28,7 +30,7 @@ from pulseboard.analytics.fields import EVENT, Field
 from pulseboard.analytics.metrics import PAGEVIEW, Aggregate, Needs, SessionStats
 from pulseboard.analytics.planner import EventQuery, RollupPlan, Span
 from pulseboard.analytics.sql import EventSql, condition
-from pulseboard.models import Event, EventRollup
+from pulseboard.models import Event, EventRollup, SessionRollup
 from pulseboard.models.base import UTCDateTime
 from pulseboard.pipeline import sketches
 
@@ -166,14 +168,55 @@ class AnalyticsRepository:
             return literal(None, String).label("group")
         return self.sql.text_of(group_by).label("group")
 
+    async def session_rollup_stats(self, project_id: uuid.UUID, plan: RollupPlan) -> SessionStats:
+        """Totals of the sessions that started in the plan's spans, from session rollups."""
+        rollups = SessionRollup.__table__.c
+        by_granularity: dict[int, list[Span]] = defaultdict(list)
+        for span in plan.spans:
+            by_granularity[span.granularity].append(span)
+        totals = SessionStats()
+        for granularity, spans in by_granularity.items():
+            spans.sort(key=lambda span: span.start)
+            starts = [span.start for span in spans]
+            rows = await self.session.execute(
+                select(
+                    rollups.bucket,
+                    rollups.sessions,
+                    rollups.bounces,
+                    rollups.duration,
+                    rollups.events,
+                    rollups.pageviews,
+                ).where(
+                    rollups.project_id == project_id,
+                    rollups.granularity == granularity,
+                    rollups.bucket >= spans[0].start,
+                    rollups.bucket < max(span.end for span in spans),
+                )
+            )
+            for row in rows:
+                position = bisect.bisect_right(starts, row.bucket) - 1
+                if position < 0 or row.bucket >= spans[position].end:
+                    continue
+                totals = SessionStats(
+                    sessions=totals.sessions + row.sessions,
+                    bounces=totals.bounces + row.bounces,
+                    total_duration=totals.total_duration + row.duration,
+                    total_events=totals.total_events + row.events,
+                    total_pageviews=totals.total_pageviews + row.pageviews,
+                )
+        return totals
+
     async def session_stats(
         self, query: EventQuery
     ) -> tuple[SessionStats, dict[str, int], dict[int, int]]:
-        """Sessions with an event in the range: totals, a duration histogram, pages per session.
+        """Sessions that started in the range: totals, a duration histogram, pages per session.
 
         A bounce is a session of one event; its duration runs from its first event to its last.
+        A session's events are read up to SESSION_REACH beyond the range, as the session rollups
+        (which see every event) count them.
         """
         events = Event.__table__.c
+        started = func.min(events.timestamp)
         per_session = (
             select(
                 func.count().label("events"),
@@ -184,12 +227,13 @@ class AnalyticsRepository:
             )
             .where(
                 events.project_id == query.project_id,
-                events.timestamp >= query.time_range.start,
-                events.timestamp < query.time_range.end,
+                events.timestamp >= query.time_range.start - SESSION_REACH,
+                events.timestamp < query.time_range.end + SESSION_REACH,
                 events.session_id.is_not(None),
                 *self._event_conditions(query),
             )
             .group_by(events.session_id)
+            .having(started >= query.time_range.start, started < query.time_range.end)
             .subquery()
         )
         duration_band = case(
@@ -226,6 +270,8 @@ class AnalyticsRepository:
         return stats, durations, dict(sorted(pages_per_session.items()))
 
 
+# How far before and after a range a session's events are read (raw rows only).
+SESSION_REACH = timedelta(hours=12)
 # Session duration bands (label, upper bound in seconds); the last has no upper bound.
 DURATION_BANDS: tuple[tuple[str, float], ...] = (
     ("0-10s", 10),

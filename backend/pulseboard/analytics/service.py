@@ -157,8 +157,7 @@ class Analytics:
         top = max(
             by_event.items(), key=lambda item: (item[1].count, item[0][1] or ""), default=None
         )
-        stats, _, _ = await self.repository.session_stats(self.query(scope, time_range))
-        self.sources.add("raw")
+        stats = await self.session_totals(scope, time_range)
         return {
             "total_events": total.count,
             "unique_users": round(total.users),
@@ -267,6 +266,17 @@ class Analytics:
             series.append(_series_of("other", spans, others, None, metric, other=True))
         return series
 
+    async def session_totals(self, scope: Scope, time_range: TimeRange) -> SessionStats:
+        """Sessions that started in the range: from session rollups unless filters need raw rows."""
+        query = self.query(scope, time_range)
+        chosen = plan(query, datetime.now(UTC), self.settings)
+        if isinstance(chosen, RollupPlan) and not scope.filters:
+            self.sources.add("rollups")
+            return await self.repository.session_rollup_stats(self.project.id, chosen)
+        self.sources.add("raw")
+        stats, _, _ = await self.repository.session_stats(query)
+        return stats
+
     async def _ranked(
         self,
         scope: Scope,
@@ -368,9 +378,7 @@ class Analytics:
                     group_values=top,
                 )
             )
-        rows = [
-            {"value": value, **_numbers(found.get((0, value), Aggregate()))} for value in top
-        ]
+        rows = [{"value": value, **_numbers(found.get((0, value), Aggregate()))} for value in top]
         rest = ranked[len(chosen) :]
         other = None
         if rest:

@@ -13,6 +13,7 @@ from pulseboard.models.organization import Organization
 from pulseboard.models.project import Project
 from pulseboard.models.refresh_token import RefreshToken
 from pulseboard.models.rollup import EventRollup, MetricRollup
+from pulseboard.models.session import Session, SessionRollup
 from pulseboard.models.user import User
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
     "Project",
     "RefreshToken",
     "Role",
+    "Session",
+    "SessionRollup",
     "SourceKind",
     "User",
 ]

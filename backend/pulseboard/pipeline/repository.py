@@ -12,16 +12,39 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Table, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Double,
+    Integer,
+    LargeBinary,
+    Table,
+    TypeDecorator,
+    Uuid,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pulseboard.models import Event, EventId, EventRollup, MetricPoint, MetricRollup
+from pulseboard.models import (
+    Event,
+    EventId,
+    EventRollup,
+    MetricPoint,
+    MetricRollup,
+    Session,
+    SessionRollup,
+)
 from pulseboard.pipeline.rollups import (
     EventKey,
     EventRollupValues,
     MetricKey,
     MetricRollupValues,
+    SessionKey,
+    SessionRollupKey,
+    SessionState,
+    SessionTotals,
 )
 
 # Namespace of the advisory locks that serialise rollup merges per project.
@@ -34,6 +57,12 @@ EVENT_IDS: Table = EventId.__table__  # type: ignore[assignment]
 METRIC_POINTS: Table = MetricPoint.__table__  # type: ignore[assignment]
 EVENT_ROLLUPS: Table = EventRollup.__table__  # type: ignore[assignment]
 METRIC_ROLLUPS: Table = MetricRollup.__table__  # type: ignore[assignment]
+SESSIONS: Table = Session.__table__  # type: ignore[assignment]
+SESSION_ROLLUPS: Table = SessionRollup.__table__  # type: ignore[assignment]
+SESSION_KEY = ("project_id", "session_id")
+SESSION_VALUES = ("started_at", "ended_at", "events", "pageviews")
+SESSION_ROLLUP_KEY = ("project_id", "granularity", "bucket")
+SESSION_ROLLUP_VALUES = ("sessions", "bounces", "duration", "events", "pageviews")
 EVENT_KEY = ("project_id", "granularity", "bucket", "event_name", "dimension", "value")
 METRIC_KEY = ("project_id", "granularity", "bucket", "name", "tags")
 EVENT_VALUES = ("count", "users", "sessions")
@@ -129,23 +158,50 @@ class PipelineRepository:
         rows = [(*k, v.count, v.sum, v.min, v.max, v.quantiles) for k, v in merged.items()]
         await self.save_rollups(METRIC_ROLLUPS, METRIC_KEY, METRIC_VALUES, rows)
 
+    async def load_sessions(self, keys: Sequence[SessionKey]) -> dict[SessionKey, SessionState]:
+        found = await self.load_rollups(SESSIONS, SESSION_KEY, SESSION_VALUES, keys)
+        return {k: SessionState(*v) for k, v in found.items()}
+
+    async def save_sessions(self, states: dict[SessionKey, SessionState]) -> None:
+        rows = [(*k, s.started_at, s.ended_at, s.events, s.pageviews) for k, s in states.items()]
+        await self.save_rollups(SESSIONS, SESSION_KEY, SESSION_VALUES, rows)
+
+    async def load_session_rollups(
+        self, keys: Sequence[SessionRollupKey]
+    ) -> dict[SessionRollupKey, SessionTotals]:
+        found = await self.load_rollups(
+            SESSION_ROLLUPS, SESSION_ROLLUP_KEY, SESSION_ROLLUP_VALUES, keys
+        )
+        return {k: SessionTotals(*v) for k, v in found.items()}
+
+    async def save_session_rollups(self, merged: dict[SessionRollupKey, SessionTotals]) -> None:
+        rows = [
+            (*k, t.sessions, t.bounces, t.duration, t.events, t.pageviews)
+            for k, t in merged.items()
+        ]
+        await self.save_rollups(SESSION_ROLLUPS, SESSION_ROLLUP_KEY, SESSION_ROLLUP_VALUES, rows)
+
 
 # The staging tables each connection already has (temporary tables live per connection).
 _staged: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
 
-# Array types of the rollup columns as `unnest` parameters; any other column is text.
-PG_ARRAY_TYPES = {
-    "project_id": "uuid",
-    "granularity": "int4",
-    "bucket": "timestamptz",
-    "count": "int8",
-    "users": "bytea",
-    "sessions": "bytea",
-    "quantiles": "bytea",
-    "sum": "float8",
-    "min": "float8",
-    "max": "float8",
-}
+
+def _pg_type(column: Column[Any]) -> str:
+    """The PostgreSQL type of a column, for `unnest` array parameters."""
+    kind = column.type
+    if isinstance(kind, TypeDecorator):
+        kind = kind.impl_instance
+    for python_type, name in (
+        (Uuid, "uuid"),
+        (BigInteger, "int8"),
+        (Integer, "int4"),
+        (Double, "float8"),
+        (LargeBinary, "bytea"),
+        (DateTime, "timestamptz"),
+    ):
+        if isinstance(kind, python_type):
+            return name
+    return "text"
 
 
 class PostgresPipelineRepository(PipelineRepository):
@@ -216,7 +272,7 @@ class PostgresPipelineRepository(PipelineRepository):
         join = " AND ".join(f"r.{name} = k.{name}" for name in key)
         rows = await driver.fetch(
             f"SELECT {', '.join(f'r.{n}' for n in (*key, *values))} "
-            f"FROM unnest({_array_params(key)}) AS k({', '.join(key)}) "
+            f"FROM unnest({_array_params(table, key)}) AS k({', '.join(key)}) "
             f"JOIN {table.name} r ON {join}",
             *arrays,
         )
@@ -237,7 +293,7 @@ class PostgresPipelineRepository(PipelineRepository):
         updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in values)
         await driver.execute(
             f"INSERT INTO {table.name} ({', '.join(names)}) "
-            f"SELECT * FROM unnest({_array_params(names)}) "
+            f"SELECT * FROM unnest({_array_params(table, names)}) "
             f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}",
             *arrays,
         )
@@ -259,10 +315,8 @@ def _records(
     return columns, records
 
 
-def _array_params(names: Sequence[str]) -> str:
-    return ", ".join(
-        f"${i}::{PG_ARRAY_TYPES.get(name, 'text')}[]" for i, name in enumerate(names, start=1)
-    )
+def _array_params(table: Table, names: Sequence[str]) -> str:
+    return ", ".join(f"${i}::{_pg_type(table.c[name])}[]" for i, name in enumerate(names, start=1))
 
 
 class SqlitePipelineRepository(PipelineRepository):

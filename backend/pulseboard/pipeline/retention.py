@@ -27,7 +27,16 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pulseboard.core.settings import Settings
-from pulseboard.models import Event, EventId, EventRollup, MetricPoint, MetricRollup, Project
+from pulseboard.models import (
+    Event,
+    EventId,
+    EventRollup,
+    MetricPoint,
+    MetricRollup,
+    Project,
+    Session,
+    SessionRollup,
+)
 from pulseboard.pipeline.partitions import PARTITIONED, Partitions
 from pulseboard.pipeline.rollups import DAY, HOUR, MINUTE
 
@@ -35,7 +44,14 @@ log = logging.getLogger(__name__)
 
 RAW_TABLES: tuple[Table, ...] = (Event.__table__, MetricPoint.__table__)  # type: ignore[assignment]
 EVENT_IDS: Table = EventId.__table__  # type: ignore[assignment]
-ROLLUP_TABLES: tuple[Table, ...] = (EventRollup.__table__, MetricRollup.__table__)  # type: ignore[assignment]
+SESSIONS: Table = Session.__table__  # type: ignore[assignment]
+ROLLUP_TABLES: tuple[Table, ...] = (  # type: ignore[assignment]
+    EventRollup.__table__,
+    MetricRollup.__table__,
+    SessionRollup.__table__,
+)
+# The time a row is expired by, where it is not `timestamp` (raw rows) or `bucket` (rollups).
+EXPIRY_COLUMNS = {SESSIONS.name: "ended_at"}
 # Namespace of the advisory lock that lets one process at a time apply retention.
 RETENTION_LOCK = 7_410_002
 
@@ -45,7 +61,7 @@ class RetentionReport:
     partitions_dropped: list[str] = field(default_factory=list)
     deleted: dict[str, int] = field(
         default_factory=lambda: {
-            table.name: 0 for table in (*RAW_TABLES, EVENT_IDS, *ROLLUP_TABLES)
+            table.name: 0 for table in (*RAW_TABLES, EVENT_IDS, SESSIONS, *ROLLUP_TABLES)
         }
     )
 
@@ -110,10 +126,12 @@ async def _expire_raw(
             )
     # After the events: a stored event always has its uuid here (the worker inserts events
     # without a conflict check). Not partitioned, so deleted by chunks for every project.
+    # Sessions go with their last event.
     for project_id, days in every_project.items():
-        report.deleted[EVENT_IDS.name] += await _delete_chunked(
-            engine, EVENT_IDS, project_id, now - timedelta(days=days), chunk
-        )
+        for table in (EVENT_IDS, SESSIONS):
+            report.deleted[table.name] += await _delete_chunked(
+                engine, table, project_id, now - timedelta(days=days), chunk
+            )
 
 
 async def _expire_rollups(
@@ -174,7 +192,9 @@ def _delete_oldest(
     granularity: int | None,
 ) -> Delete:
     """A statement deleting about `chunk` of the oldest rows, found through the primary key."""
-    moment = table.c.timestamp if granularity is None else table.c.bucket
+    moment = table.c[
+        EXPIRY_COLUMNS.get(table.name, "timestamp" if granularity is None else "bucket")
+    ]
     old: list[ColumnElement[bool]] = [table.c.project_id == project_id, moment < before]
     if granularity is not None:
         old.append(table.c.granularity == granularity)

@@ -30,6 +30,9 @@ DIMENSIONS: dict[str, str] = {
 
 EventKey = tuple[uuid.UUID, int, datetime, str, str, str]
 MetricKey = tuple[uuid.UUID, int, datetime, str, str]
+SessionKey = tuple[uuid.UUID, str]
+SessionRollupKey = tuple[uuid.UUID, int, datetime]
+PAGEVIEW = "pageview"
 
 
 @dataclass(slots=True)
@@ -176,3 +179,93 @@ def merge_metric(delta: MetricDelta, existing: MetricRollupValues | None) -> Met
         max=max(existing.max, delta.max),
         quantiles=sketches.quantiles_add(existing.quantiles, delta.values),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    started_at: datetime
+    ended_at: datetime
+    events: int
+    pageviews: int
+
+    def merged(self, other: "SessionState") -> "SessionState":
+        return SessionState(
+            min(self.started_at, other.started_at),
+            max(self.ended_at, other.ended_at),
+            self.events + other.events,
+            self.pageviews + other.pageviews,
+        )
+
+    def totals(self) -> "SessionTotals":
+        """What this session adds to the rollup of the bucket it started in."""
+        return SessionTotals(
+            sessions=1,
+            bounces=1 if self.events == 1 else 0,
+            duration=(self.ended_at - self.started_at).total_seconds(),
+            events=self.events,
+            pageviews=self.pageviews,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTotals:
+    """Additive: a session that grows is taken out of its old bucket and put in its new one."""
+
+    sessions: int = 0
+    bounces: int = 0
+    duration: float = 0.0
+    events: int = 0
+    pageviews: int = 0
+
+    def __add__(self, other: "SessionTotals") -> "SessionTotals":
+        return SessionTotals(
+            self.sessions + other.sessions,
+            self.bounces + other.bounces,
+            self.duration + other.duration,
+            self.events + other.events,
+            self.pageviews + other.pageviews,
+        )
+
+    def __neg__(self) -> "SessionTotals":
+        return SessionTotals(
+            -self.sessions, -self.bounces, -self.duration, -self.events, -self.pageviews
+        )
+
+
+def session_states(
+    project_id: uuid.UUID, rows: Iterable[dict[str, Any]]
+) -> dict[SessionKey, SessionState]:
+    """What these new events make of each session they belong to; bots have no sessions."""
+    states: dict[SessionKey, SessionState] = {}
+    for row in rows:
+        session = row["session_id"]
+        if row["is_bot"] or not session:
+            continue
+        moment = row["timestamp"]
+        state = SessionState(moment, moment, 1, 1 if row["event_name"] == PAGEVIEW else 0)
+        key = (project_id, session)
+        known = states.get(key)
+        states[key] = state if known is None else known.merged(state)
+    return states
+
+
+def session_deltas(
+    timezone: str,
+    before: dict[SessionKey, SessionState],
+    after: dict[SessionKey, SessionState],
+) -> dict[SessionRollupKey, SessionTotals]:
+    """How the session rollups change when these sessions go from `before` to `after`."""
+    buckets = Buckets(timezone)
+    deltas: dict[SessionRollupKey, SessionTotals] = {}
+    for key, state in after.items():
+        project_id = key[0]
+        changes = [(state, state.totals())]
+        old = before.get(key)
+        if old is not None:
+            changes.append((old, -old.totals()))
+        for session, change in changes:
+            starts = buckets.starts(session.started_at)
+            for granularity, start in zip(GRANULARITIES, starts, strict=True):
+                rollup = (project_id, granularity, start)
+                deltas[rollup] = deltas.get(rollup, SessionTotals()) + change
+    return deltas

@@ -60,6 +60,7 @@ async def store(session: AsyncSession, batches: list[Batch]) -> Stored:
     projects = {row["project_id"] for row in (*new_events, *new_metrics)}
     await repository.lock_rollups(projects)
     await roll_up_events(repository, new_events)
+    await roll_up_sessions(repository, new_events)
     await _roll_up_metrics(repository, new_metrics)
     await _count_per_source(session, new_events, new_metrics)
 
@@ -149,6 +150,29 @@ async def roll_up_events(repository: PipelineRepository, rows: list[dict[str, An
     existing = await repository.load_event_rollups(list(deltas))
     merged = {key: rollups.merge_event(delta, existing.get(key)) for key, delta in deltas.items()}
     await repository.save_event_rollups(merged)
+
+
+async def roll_up_sessions(repository: PipelineRepository, rows: list[dict[str, Any]]) -> None:
+    """Grow the sessions these new events belong to, and move them in the session rollups."""
+    grown: dict[str, dict[rollups.SessionKey, rollups.SessionState]] = {}
+    for group in _groups(rows):
+        states = rollups.session_states(group.project_id, group.rows)
+        grown.setdefault(group.timezone, {}).update(states)
+    keys = [key for states in grown.values() for key in states]
+    if not keys:
+        return
+    before = await repository.load_sessions(keys)
+    after: dict[rollups.SessionKey, rollups.SessionState] = {}
+    deltas: dict[rollups.SessionRollupKey, rollups.SessionTotals] = {}
+    for timezone, states in grown.items():
+        now = {k: s.merged(before[k]) if k in before else s for k, s in states.items()}
+        after.update(now)
+        for key, change in rollups.session_deltas(timezone, before, now).items():
+            deltas[key] = deltas.get(key, rollups.SessionTotals()) + change
+    existing = await repository.load_session_rollups(list(deltas))
+    merged = {k: existing.get(k, rollups.SessionTotals()) + d for k, d in deltas.items()}
+    await repository.save_sessions(after)
+    await repository.save_session_rollups(merged)
 
 
 async def _roll_up_metrics(repository: PipelineRepository, rows: list[dict[str, Any]]) -> None:

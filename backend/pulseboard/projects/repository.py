@@ -13,6 +13,8 @@ from pulseboard.models import (
     MetricRollup,
     Project,
     Role,
+    Session,
+    SessionRollup,
 )
 
 
@@ -55,5 +57,6 @@ class ProjectRepository(Repository[Project]):
         )
 
     async def _delete_data(self, project_ids: Select[uuid.UUID]) -> None:
-        for table in (Event, EventId, MetricPoint, EventRollup, MetricRollup):
+        tables = (Event, EventId, MetricPoint, EventRollup, MetricRollup, Session, SessionRollup)
+        for table in tables:
             await self.session.execute(delete(table).where(table.project_id.in_(project_ids)))

@@ -65,6 +65,19 @@ class Dataset:
         return {"from": self.start.isoformat(), "to": self.end.isoformat(), **extra}
 
 
+    def sessions_started(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> dict[str, list[Sent]]:
+        """Each session whose first event falls in the range, with all of its events."""
+        start, end = start or self.start, end or self.end
+        every = grouped((e for e in self.events if not e.is_bot), lambda e: e.session)
+        return {
+            session: events
+            for session, events in every.items()
+            if start <= min(e.timestamp for e in events) < end
+        }
+
+
 def totals(events: Iterable[Sent]) -> dict[str, int]:
     events = list(events)
     return {
