@@ -31,9 +31,7 @@ def upgrade() -> None:
         sa.Column("pageviews", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("project_id", "session_id", name=op.f("pk_sessions")),
     )
-    op.create_index(
-        op.f("ix_sessions_project_id_ended_at"), "sessions", ["project_id", "ended_at"]
-    )
+    op.create_index(op.f("ix_sessions_project_id_ended_at"), "sessions", ["project_id", "ended_at"])
     op.create_table(
         "session_rollups",
         sa.Column("project_id", sa.Uuid(), nullable=False),

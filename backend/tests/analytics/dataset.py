@@ -64,7 +64,6 @@ class Dataset:
     def params(self, **extra: Any) -> dict[str, Any]:
         return {"from": self.start.isoformat(), "to": self.end.isoformat(), **extra}
 
-
     def sessions_started(
         self, start: datetime | None = None, end: datetime | None = None
     ) -> dict[str, list[Sent]]:
