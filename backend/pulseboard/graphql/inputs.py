@@ -12,9 +12,8 @@ from pulseboard.analytics.filters import Filter, parse_filter_items
 from pulseboard.analytics.planner import Source
 from pulseboard.analytics.service import Scope
 from pulseboard.analytics.timerange import Compare, InvalidQuery, Preset, resolve
-from pulseboard.metrics.aggregations import aggregation_of
 from pulseboard.metrics.schemas import MetricQueryCreate
-from pulseboard.metrics.service import MetricQuery, resolve_interval
+from pulseboard.metrics.service import MetricQuery
 from pulseboard.models import Project
 
 # The services' own enums, exposed under their member names (LAST_7D, PREVIOUS_PERIOD, RAW).
@@ -168,18 +167,7 @@ def metric_query_of(data: MetricQueryInput, project: Project) -> MetricQuery:
         )
     except ValidationError as exc:
         raise InvalidQuery(_first_problem(exc)) from None
-    time_range = resolve(
-        None, body.time_range.start, body.time_range.end, project.timezone, datetime.now(UTC)
-    )
-    return MetricQuery(
-        metric_name=body.metric_name,
-        time_range=time_range,
-        interval=resolve_interval(body.interval, time_range),
-        aggregation=aggregation_of(body.aggregation) if body.aggregation else None,
-        group_by=tuple(dict.fromkeys(body.group_by)),
-        filters=parse_filter_items(body.filters),
-        source=body.source,
-    )
+    return MetricQuery.of(body, project)
 
 
 def _first_problem(exc: ValidationError) -> str:

@@ -4,11 +4,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, status
 
-from pulseboard.analytics.filters import parse_filter_items, parse_filters
+from pulseboard.analytics.filters import parse_filters
 from pulseboard.analytics.timerange import resolve
 from pulseboard.core.deps import ProjectEditor, ProjectReader, SessionDep, StateDep
 from pulseboard.metrics import definitions
-from pulseboard.metrics.aggregations import aggregation_of
 from pulseboard.metrics.schemas import (
     MetricDefinitionCreate,
     MetricDefinitionRead,
@@ -18,7 +17,7 @@ from pulseboard.metrics.schemas import (
     MetricQueryRead,
     RawPointsRead,
 )
-from pulseboard.metrics.service import MetricQueries, MetricQuery, resolve_interval
+from pulseboard.metrics.service import MetricQueries, MetricQuery
 
 router = APIRouter(prefix="/metrics", tags=["metrics"])
 definitions_router = APIRouter(
@@ -63,19 +62,7 @@ async def list_points(
 @router.post("/query", response_model=MetricQueryRead)
 async def query_metric(body: MetricQueryCreate, project: ProjectReader, queries: QueriesDep) -> Any:
     """A metric per interval over a range, one series per tag combination of `group_by`."""
-    time_range = resolve(
-        None, body.time_range.start, body.time_range.end, project.timezone, datetime.now(UTC)
-    )
-    query = MetricQuery(
-        metric_name=body.metric_name,
-        time_range=time_range,
-        interval=resolve_interval(body.interval, time_range),
-        aggregation=aggregation_of(body.aggregation) if body.aggregation else None,
-        group_by=tuple(dict.fromkeys(body.group_by)),
-        filters=parse_filter_items(body.filters),
-        source=body.source,
-    )
-    return await queries.query(query)
+    return await queries.query(MetricQuery.of(body, project))
 
 
 @definitions_router.get("/", response_model=list[MetricDefinitionRead])

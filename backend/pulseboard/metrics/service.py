@@ -19,12 +19,20 @@ from pulseboard.analytics.filters import Filter, Op, parse_filter_items
 from pulseboard.analytics.metrics import Needs
 from pulseboard.analytics.planner import EventQuery, RollupPlan, Source, plan
 from pulseboard.analytics.service import Analytics, Scope
-from pulseboard.analytics.timerange import Interval, InvalidQuery, TimeRange, auto_interval, buckets
+from pulseboard.analytics.timerange import (
+    Interval,
+    InvalidQuery,
+    TimeRange,
+    auto_interval,
+    buckets,
+    resolve,
+)
 from pulseboard.core.cache import Cache
 from pulseboard.core.settings import Settings
 from pulseboard.metrics import formula
 from pulseboard.metrics.aggregations import AGGREGATIONS, Aggregation, Stats, aggregation_of
 from pulseboard.metrics.repository import Found, MetricDefinitionRepository, MetricsRepository
+from pulseboard.metrics.schemas import MetricQueryCreate
 from pulseboard.metrics.tags import GroupKey, TagSelector, matches, tag_text
 from pulseboard.models import MetricDefinition, Project
 
@@ -42,6 +50,22 @@ class MetricQuery:
     group_by: tuple[str, ...] = ()
     filters: tuple[Filter, ...] = ()
     source: Source = Source.AUTO
+
+    @classmethod
+    def of(cls, body: MetricQueryCreate, project: Project) -> "MetricQuery":
+        """The query a request body asks for, its range in the project's timezone."""
+        time_range = resolve(
+            None, body.time_range.start, body.time_range.end, project.timezone, datetime.now(UTC)
+        )
+        return cls(
+            metric_name=body.metric_name,
+            time_range=time_range,
+            interval=resolve_interval(body.interval, time_range),
+            aggregation=aggregation_of(body.aggregation) if body.aggregation else None,
+            group_by=tuple(dict.fromkeys(body.group_by)),
+            filters=parse_filter_items(body.filters),
+            source=body.source,
+        )
 
 
 @dataclass(frozen=True, slots=True)
