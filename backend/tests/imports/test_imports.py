@@ -361,7 +361,8 @@ async def test_rows_that_span_network_chunks_parse_whole() -> None:
 async def test_a_large_file_imports_in_bounded_memory(
     client: httpx.AsyncClient, app: FastAPI, owner: Actor, project: dict[str, Any], source: str
 ) -> None:
-    rows, start, size = 50_000, ago(days=4), 0
+    # Rows of about 2 KB (a long property), so that the file passes 10 MB in few events.
+    rows, start, size, padding = 5_000, ago(days=4), 0, "x" * 1900
 
     async def body() -> AsyncIterator[bytes]:
         # Made as it is sent, so that the test itself never holds the file either.
@@ -369,10 +370,10 @@ async def test_a_large_file_imports_in_bounded_memory(
         buffer = bytearray(HEADER.encode())
         for i in range(rows):
             buffer += (
-                f"pageview,user-{i % 997},session-{i % 3001},"
-                f"{(start + timedelta(seconds=i * 5)).isoformat()},"
+                f"pageview,user-{i % 997},session-{i % 301},"
+                f"{(start + timedelta(seconds=i * 50)).isoformat()},"
                 f"https://shop.example.com/products/item-{i % 500}?utm_source=newsletter,"
-                f"https://www.google.com/search?q=item,{uuid.uuid4()},pro-{i % 5}\n"
+                f"https://www.google.com/search?q=item,{uuid.uuid4()},pro-{i % 5}-{padding}\n"
             ).encode()
             if len(buffer) >= 64 * 1024 or i == rows - 1:
                 size += len(buffer)
