@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, Grouping
 
 from pulseboard.analytics.fields import EVENT, Field
 from pulseboard.analytics.metrics import PAGEVIEW, Aggregate, Needs, SessionStats
@@ -100,9 +100,17 @@ class AnalyticsRepository:
         if query.group_values is not None and query.group_by is not None:
             conditions.append(group.element.in_(query.group_values))
         if query.needs is Needs.COUNT:
-            keys = [rollups.bucket] if query.group_by is None else [rollups.bucket, group.element]
+            bucket: ColumnElement[Any] = rollups.bucket
+            if self.sql.dialect == "postgresql":
+                # Rows summed per span in SQL: each rollup bucket stands for the start of the
+                # span (or gap) it falls in, so a month of daily rows is one row per group.
+                edges = sorted({moment for span in spans for moment in (span.start, span.end)})
+                array = bindparam("edges", edges, type_=ARRAY(DateTime(timezone=True)))
+                bucket = Grouping(array)[func.width_bucket(rollups.bucket, array)]
+            bucket = bucket.label("bucket")
+            keys = [bucket] if query.group_by is None else [bucket, group.element]
             statement = (
-                select(rollups.bucket, group, func.sum(rollups.count).label("events"))
+                select(bucket, group, func.sum(rollups.count).label("events"))
                 .where(*conditions)
                 .group_by(*keys)
             )

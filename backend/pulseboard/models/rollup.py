@@ -17,14 +17,16 @@ class EventRollup(Base):
     __tablename__ = "event_rollups"
     __table_args__ = (
         # Counts without the sketches: PostgreSQL answers a count query from this index alone,
-        # instead of a heap page per row (a row with its sketches nearly fills one).
+        # instead of a heap page per row (a row with its sketches nearly fills one). With
+        # `value` a key, the sketches of a breakdown's top values are found in the index too.
         Index(
-            "ix_event_rollups_project_id_granularity_dimension_bucket",
+            "ix_event_rollups_project_id_granularity_dimension_bucket_value",
             "project_id",
             "granularity",
             "dimension",
             "bucket",
-            postgresql_include=["event_name", "value", "count"],
+            "value",
+            postgresql_include=["event_name", "count"],
         ),
     )
 

@@ -10,7 +10,7 @@ steps are measured along that deepest chain.
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -77,7 +77,7 @@ class FunnelCounter:
 
     def __init__(self, steps: Sequence[Step], window_seconds: int) -> None:
         self.steps = steps
-        self.window = window_seconds
+        self.window = timedelta(seconds=window_seconds)
         self.reached = [0] * len(steps)
         self.gaps: list[list[float]] = [[] for _ in steps]
         self._matches: dict[tuple[str, str | None], tuple[int, ...]] = {}
@@ -94,7 +94,7 @@ class FunnelCounter:
                     chains[0] = (timestamp,)
                     continue
                 before = chains[index - 1]
-                if before is not None and (timestamp - before[0]).total_seconds() <= self.window:
+                if before is not None and timestamp - before[0] <= self.window:
                     chains[index] = (*before, timestamp)
         deepest = max((i for i, chain in enumerate(chains) if chain is not None), default=None)
         if deepest is None:
