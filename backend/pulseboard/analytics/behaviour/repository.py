@@ -155,14 +155,23 @@ class BehaviourRepository:
         self, selection: Selection, steps: Sequence[tuple[str, str | None]]
     ) -> AsyncIterator[Sequence[Any]]:
         """(distinct_id, timestamp, event, path) of every event some step matches, per user."""
-        matches = [
-            EVENTS.event_name == event if path is None else _pageview_of(path)
-            for event, path in steps
+        # The names as an IN list, so that the (project, name, time) index finds the rows.
+        conditions: list[ColumnElement[bool]] = [
+            EVENTS.event_name.in_(sorted({event for event, _ in steps}))
         ]
+        if any(path is not None for _, path in steps):
+            conditions.append(
+                or_(
+                    *(
+                        EVENTS.event_name == event if path is None else _pageview_of(path)
+                        for event, path in steps
+                    )
+                )
+            )
         statement = (
             select(EVENTS.distinct_id, EVENTS.timestamp, EVENTS.event_name, EVENTS.path)
-            .where(*self._where(selection), or_(*matches))
-            .order_by(EVENTS.distinct_id, EVENTS.timestamp, EVENTS.id)
+            .where(*self._where(selection), *conditions)
+            .order_by(self._together(EVENTS.distinct_id), EVENTS.timestamp, EVENTS.id)
         )
         return self._stream(statement)
 
@@ -173,7 +182,7 @@ class BehaviourRepository:
         statement = (
             select(EVENTS.distinct_id, EVENTS.timestamp, EVENTS.event_name)
             .where(*self._where(selection), EVENTS.event_name.in_(events))
-            .order_by(EVENTS.distinct_id, EVENTS.timestamp, EVENTS.id)
+            .order_by(self._together(EVENTS.distinct_id), EVENTS.timestamp, EVENTS.id)
         )
         return self._stream(statement)
 
@@ -186,9 +195,14 @@ class BehaviourRepository:
         statement = (
             select(EVENTS.session_id, item.label("item"))
             .where(*conditions)
-            .order_by(EVENTS.session_id, EVENTS.timestamp, EVENTS.id)
+            .order_by(self._together(EVENTS.session_id), EVENTS.timestamp, EVENTS.id)
         )
         return self._stream(statement)
+
+    def _together(self, key: ColumnElement[Any]) -> ColumnElement[Any]:
+        """A sort key that only has to keep equal values together: in PostgreSQL compared as
+        bytes, several times cheaper than by the database's collation."""
+        return key.collate("C") if self.sql.dialect == "postgresql" else key
 
     async def _stream(self, statement: Select[Any]) -> AsyncIterator[Sequence[Any]]:
         if self.sql.dialect == "postgresql":
