@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, text
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from pulseboard.analytics.filters import Filter
 from pulseboard.analytics.metrics import PAGEVIEW
-from pulseboard.analytics.sql import EVENTS, EventSql
+from pulseboard.analytics.sql import EVENTS, EventSql, tune_raw_scan
 from pulseboard.analytics.timerange import TimeRange
 
 # Without a distinct id from the sender, ingest names a visitor `anon:` + a daily hash.
@@ -205,10 +205,9 @@ class BehaviourRepository:
         return key.collate("C") if self.sql.dialect == "postgresql" else key
 
     async def _stream(self, statement: Select[Any]) -> AsyncIterator[Sequence[Any]]:
-        if self.sql.dialect == "postgresql":
-            # Sorting a week of a busy project's funnel rows by user spills to disk at the
-            # default 4 MB; the setting lasts until the end of this request's transaction.
-            await self.session.execute(text(f"SET LOCAL work_mem = '{SORT_MEMORY}'"))
+        # Sorting a week of a busy project's funnel rows by user spills to disk at the default
+        # 4 MB of work_mem.
+        await tune_raw_scan(self.session, sort_memory=SORT_MEMORY)
         result = await self.session.stream(statement.execution_options(yield_per=STREAM_CHUNK))
         try:
             # A chunk at a time: row by row, the async hand-over per row costs more than the SQL.
