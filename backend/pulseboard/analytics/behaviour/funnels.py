@@ -83,6 +83,13 @@ class FunnelCounter:
         self._matches: dict[tuple[str, str | None], tuple[int, ...]] = {}
 
     def add_user(self, events: Sequence[tuple[datetime, str, str | None]]) -> None:
+        if len(events) == 1:
+            # Most users: one event can only open a chain, and only if it is the first step.
+            _, event, path = events[0]
+            matches = self._matching(event, path)
+            if matches and matches[-1] == 0:
+                self.reached[0] += 1
+            return
         chains: list[tuple[datetime, ...] | None] = [None] * len(self.steps)
         matched = [(timestamp, self._matching(event, path)) for timestamp, event, path in events]
         # Events of the same instant are taken in the funnel's order, not in the order of ids.
