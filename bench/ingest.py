@@ -33,28 +33,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import PULSEBOARD, ROOT, SECRET, recreate_database, register_user
+
 sys.path.insert(0, str(ROOT / "backend"))
 
-import asyncpg  # noqa: E402
-import httpx  # noqa: E402
-import orjson  # noqa: E402
-from redis.asyncio import Redis  # noqa: E402
+import asyncpg
+import httpx
+import orjson
+from redis.asyncio import Redis
 
-from pulseboard.core.db import create_engine, create_sessionmaker  # noqa: E402
-from pulseboard.core.redis_bus import RedisStreamBus  # noqa: E402
-from pulseboard.core.runtime import tune_gc  # noqa: E402
-from pulseboard.core.settings import Settings  # noqa: E402
-from pulseboard.pipeline.partitions import Partitions  # noqa: E402
-from pulseboard.pipeline.worker import Worker  # noqa: E402
+from pulseboard.core.db import create_engine, create_sessionmaker
+from pulseboard.core.redis_bus import RedisStreamBus
+from pulseboard.core.runtime import tune_gc
+from pulseboard.core.settings import Settings
+from pulseboard.pipeline.partitions import Partitions
+from pulseboard.pipeline.worker import Worker
 
 RESULTS = ROOT / "bench" / "results" / "ingest.json"
-PULSEBOARD = str(ROOT / "backend" / ".venv" / "bin" / "pulseboard")
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BENCH_DB = "pulseboard_bench"
 REDIS_URL = "redis://127.0.0.1:6379/14"
-SECRET = "bench-secret-key-that-is-long-enough-0123456789"
-PASSWORD = "correct horse battery staple"
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
@@ -89,12 +86,7 @@ def free_port() -> int:
 
 
 async def reset_database() -> str:
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {BENCH_DB}")
-    finally:
-        await admin.close()
+    await recreate_database(BENCH_DB)
     redis = Redis.from_url(REDIS_URL)
     await redis.flushdb()
     await redis.aclose()
@@ -134,16 +126,8 @@ def server(env: dict[str, str], workers: int, cwd: Path) -> Iterator[str]:
 
 def write_key(base: str) -> str:
     with httpx.Client(base_url=base, timeout=30) as http:
-        email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
-        http.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
-        token = http.post(
-            "/api/v1/auth/token", data={"username": email, "password": PASSWORD}
-        ).json()["access_token"]
-        project = http.post(
-            "/api/v1/projects/",
-            json={"name": "bench"},
-            headers={"Authorization": f"Bearer {token}"},
-        )
+        headers = {"Authorization": f"Bearer {register_user(http)}"}
+        project = http.post("/api/v1/projects/", json={"name": "bench"}, headers=headers)
         key: str = project.json()["write_key"]
         return key
 

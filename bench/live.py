@@ -25,30 +25,32 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import (
+    PULSEBOARD,
+    ROOT,
+    SECRET,
+    postgres_url,
+    recreate_database,
+    register_user,
+)
+
 sys.path.insert(0, str(ROOT / "backend"))
 
-import asyncpg  # noqa: E402
-import httpx  # noqa: E402
-import orjson  # noqa: E402
-from redis.asyncio import Redis  # noqa: E402
-from websockets.asyncio.client import connect  # noqa: E402
+import httpx
+import orjson
+from redis.asyncio import Redis
+from websockets.asyncio.client import connect
 
 RESULTS = ROOT / "bench" / "results" / "live.json"
-PULSEBOARD = str(ROOT / "backend" / ".venv" / "bin" / "pulseboard")
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BENCH_DB = "pulseboard_bench_live"
-DATABASE_URL = f"postgresql://postgres@127.0.0.1:5432/{BENCH_DB}"
+DATABASE_URL = postgres_url(BENCH_DB)
 REDIS_URL = "redis://127.0.0.1:6379/12"
-SECRET = "bench-secret-key-that-is-long-enough-0123456789"
-PASSWORD = "correct horse battery staple"
 PROJECTS = 10
 LOAD_PROCESSES = 4
 RATE = 1000  # events/s
@@ -75,12 +77,7 @@ def environment() -> dict[str, str]:
 
 
 async def reset() -> None:
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {BENCH_DB}")
-    finally:
-        await admin.close()
+    await recreate_database(BENCH_DB)
     redis = Redis.from_url(REDIS_URL)
     await redis.flushdb()
     await redis.aclose()
@@ -121,11 +118,7 @@ def server(directory: Path, workers: int) -> Iterator[tuple[str, int]]:
 def accounts(base: str) -> tuple[str, list[tuple[str, str]]]:
     """A user's access token and PROJECTS (project id, write key) pairs."""
     with httpx.Client(base_url=base, timeout=30) as http:
-        email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
-        http.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
-        token = http.post(
-            "/api/v1/auth/token", data={"username": email, "password": PASSWORD}
-        ).json()["access_token"]
+        token = register_user(http)
         headers = {"Authorization": f"Bearer {token}"}
         projects = []
         for i in range(PROJECTS):

@@ -27,37 +27,34 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import PASSWORD, PG_ADMIN, ROOT, SECRET, postgres_url, recreate_database
+
 sys.path.insert(0, str(ROOT / "backend"))
 
-import asyncpg  # noqa: E402
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-import orjson  # noqa: E402
-from redis.asyncio import Redis  # noqa: E402
+import asyncpg
+import httpx
+import numpy as np
+import orjson
+from redis.asyncio import Redis
 
-from pulseboard.analytics.metrics import Needs  # noqa: E402
-from pulseboard.analytics.service import Analytics, Scope  # noqa: E402
-from pulseboard.analytics.timerange import TimeRange  # noqa: E402
-from pulseboard.core import migrations  # noqa: E402
-from pulseboard.core.db import create_engine, create_sessionmaker  # noqa: E402
-from pulseboard.core.settings import Settings  # noqa: E402
-from pulseboard.main import create_app  # noqa: E402
-from pulseboard.models import Event, Project  # noqa: E402
-from pulseboard.pipeline.partitions import Partitions  # noqa: E402
-from pulseboard.pipeline.repository import PipelineRepository  # noqa: E402
-from pulseboard.pipeline.store import roll_up_events, roll_up_sessions  # noqa: E402
+from pulseboard.analytics.metrics import Needs
+from pulseboard.analytics.service import Analytics, Scope
+from pulseboard.analytics.timerange import TimeRange
+from pulseboard.core import migrations
+from pulseboard.core.db import create_engine, create_sessionmaker
+from pulseboard.core.settings import Settings
+from pulseboard.main import create_app
+from pulseboard.models import Event, Project
+from pulseboard.pipeline.partitions import Partitions
+from pulseboard.pipeline.repository import PipelineRepository
+from pulseboard.pipeline.store import roll_up_events, roll_up_sessions
 
 RESULTS = ROOT / "bench" / "results" / "query.json"
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BENCH_DB = "pulseboard_bench_query"
-DATABASE_URL = f"postgresql://postgres@127.0.0.1:5432/{BENCH_DB}"
+DATABASE_URL = postgres_url(BENCH_DB)
 REDIS_URL = "redis://127.0.0.1:6379/10"
-SECRET = "bench-secret-key-that-is-long-enough-0123456789"
-PASSWORD = "correct horse battery staple"
 DAYS = 30
 CHUNK = 100_000
 
@@ -210,12 +207,7 @@ def day_of_events(
 
 
 async def load(events: int) -> dict[str, Any]:
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {BENCH_DB}")
-    finally:
-        await admin.close()
+    await recreate_database(BENCH_DB)
     config = settings()
     await asyncio.to_thread(migrations.upgrade, config)
     app = create_app(config)

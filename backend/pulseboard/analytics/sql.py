@@ -91,11 +91,15 @@ async def tune_raw_scan(session: AsyncSession, *, sort_memory: str | None = None
     """
     if session.get_bind().dialect.name != "postgresql":
         return
-    settings = ["SET LOCAL plan_cache_mode = force_custom_plan", "SET LOCAL jit = off"]
-    if sort_memory is not None:
-        settings.append(f"SET LOCAL work_mem = '{sort_memory}'")
-    for setting in settings:
-        await session.execute(text(setting))
+    # One round trip; `true` makes each setting local to the transaction, as SET LOCAL does.
+    await session.execute(
+        text(
+            "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+            "set_config('jit', 'off', true), "
+            "set_config('work_mem', coalesce(:sort_memory, current_setting('work_mem')), true)"
+        ),
+        {"sort_memory": sort_memory},
+    )
 
 
 def condition(expression: ColumnElement[Any], item: Filter) -> ColumnElement[bool]:
