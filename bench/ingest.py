@@ -279,7 +279,8 @@ async def drain(database: str, messages: list[bytes], workers: int) -> float:
             bus,
             create_sessionmaker(engine),
             name=f"w{i}",
-            batch_size=50,
+            batch_size=settings.worker_batch_size,  # as `pulseboard worker` runs
+            batch_events=settings.worker_batch_events,
             block_ms=100,
             partitions=partitions,
         )

@@ -62,7 +62,10 @@ def serve(
 @app.command()
 def worker(
     name: Annotated[str, typer.Option(help="Consumer name; unique per worker.")] = "",
-    batch_size: Annotated[int, typer.Option(min=1, help="Request batches per transaction.")] = 50,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Request batches per read [default: settings]."),
+    ] = None,
 ) -> None:
     """Store ingested batches from Redis into the database (production mode)."""
     settings = Settings()
@@ -71,7 +74,7 @@ def worker(
         raise typer.Exit(2)
     consumer = name or f"{socket.gethostname()}-{os.getpid()}"
     typer.echo(f"Pulseboard worker {consumer}")
-    asyncio.run(_run_worker(settings, consumer, batch_size))
+    asyncio.run(_run_worker(settings, consumer, batch_size or settings.worker_batch_size))
 
 
 async def _run_worker(settings: Settings, name: str, batch_size: int) -> None:
@@ -84,6 +87,7 @@ async def _run_worker(settings: Settings, name: str, batch_size: int) -> None:
         create_sessionmaker(engine),
         name=name,
         batch_size=batch_size,
+        batch_events=settings.worker_batch_events,
         claim_idle_ms=settings.worker_claim_idle_ms,
         on_stored=(LivePublisher(RedisPubSub(redis)), VersionBumper(RedisCache(redis))),
         partitions=partitions,

@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sessions,
                 name="embedded",
                 batch_size=settings.worker_batch_size,
+                batch_events=settings.worker_batch_events,
                 block_ms=200,
                 on_stored=(LivePublisher(pubsub), VersionBumper(cache)),
                 partitions=partitions,

@@ -31,7 +31,7 @@ class Bus(Protocol):
         """Return once the batch cannot be lost; raise BusUnavailable otherwise."""
 
     async def read(self, consumer: str, count: int, block_ms: int) -> list[Delivery]:
-        """Up to `count` new batches for this consumer, waiting at most `block_ms`."""
+        """Up to `count` new batches for this consumer, waiting at most `block_ms` (0: no wait)."""
 
     async def claim_stale(self, consumer: str, min_idle_ms: int, count: int) -> list[Delivery]:
         """Batches another consumer took but has not acked for `min_idle_ms` (it died)."""
@@ -86,10 +86,13 @@ class InProcessBus:
 
     async def read(self, consumer: str, count: int, block_ms: int) -> list[Delivery]:
         ids: list[str] = []
-        try:
-            ids.append(await asyncio.wait_for(self._queue.get(), block_ms / 1000))
-        except TimeoutError:
-            return []
+        if self._queue.empty():
+            if block_ms <= 0:
+                return []
+            try:
+                ids.append(await asyncio.wait_for(self._queue.get(), block_ms / 1000))
+            except TimeoutError:
+                return []
         while len(ids) < count and not self._queue.empty():
             ids.append(self._queue.get_nowait())
         return [self._deliver(entry_id) for entry_id in ids if entry_id in self._pending]

@@ -54,9 +54,11 @@ class Settings(BaseSettings):
     live_send_timeout_seconds: float = Field(default=10.0, gt=0)
     live_heartbeat_seconds: float = Field(default=15.0, gt=0)
 
-    # The worker: how many request batches it stores per transaction, and when it claims
-    # batches a dead worker left unacknowledged.
+    # The worker: how many request batches it reads at a time, how many events it gathers per
+    # transaction while more are waiting, and when it claims batches a dead worker left
+    # unacknowledged.
     worker_batch_size: int = Field(default=50, ge=1)
+    worker_batch_events: int = Field(default=20_000, ge=1)
     worker_claim_idle_ms: int = Field(default=30_000, ge=100)
 
     # Retention: raw rows follow each project's retention_days; rollups are kept this many

@@ -37,9 +37,16 @@ PAGEVIEW = "pageview"
 
 @dataclass(slots=True)
 class EventDelta:
+    """What new rows add to one rollup row. Users and sessions may repeat: a sketch ignores that."""
+
     count: int = 0
-    users: set[str] = field(default_factory=set)
-    sessions: set[str] = field(default_factory=set)
+    users: list[str] = field(default_factory=list)
+    sessions: list[str] = field(default_factory=list)
+
+    def add(self, count: int, users: list[str], sessions: list[str]) -> None:
+        self.count += count
+        self.users.extend(users)
+        self.sessions.extend(sessions)
 
 
 @dataclass(slots=True)
@@ -76,7 +83,10 @@ class Buckets:
         self._starts: dict[int, datetime] = {}
 
     def starts(self, moment: datetime) -> tuple[datetime, datetime, datetime]:
-        seconds = int(moment.timestamp())
+        return self.starts_at(int(moment.timestamp()))
+
+    def starts_at(self, seconds: int) -> tuple[datetime, datetime, datetime]:
+        """The minute, hour and local day holding this Unix time."""
         minute = seconds - seconds % MINUTE
         hour = seconds - seconds % HOUR
         day = self._days.get(minute)
@@ -104,34 +114,62 @@ def _zone(name: str) -> ZoneInfo:
 def event_deltas(
     project_id: uuid.UUID, timezone: str, rows: Iterable[dict[str, Any]]
 ) -> dict[EventKey, EventDelta]:
-    """What these new events add to each rollup row; bots are stored but never counted."""
+    """What these new events add to each rollup row; bots are stored but never counted.
+
+    Rows are first put in cells by event name and minute. A minute lies in one hour and one
+    local day (zone offsets are whole quarter hours), so each coarser rollup row is a union of
+    cells, and each row is looked at once per dimension rather than once per rollup row.
+    """
     buckets = Buckets(timezone)
-    deltas: dict[EventKey, EventDelta] = {}
+    cells: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for row in rows:
         if row["is_bot"]:
             continue
-        name = row["event_name"]
-        user = row["distinct_id"]
-        session = row["session_id"]
-        dimensions = [(TOTAL, "")]
-        dimensions.extend(
-            (dimension, value)
-            for dimension, column in DIMENSIONS.items()
-            if (value := row.get(column)) is not None
-        )
-        for granularity, start in zip(GRANULARITIES, buckets.starts(row["timestamp"]), strict=True):
-            # Minute rollups carry totals only (live charts, 5-minute series); breakdowns by a
-            # dimension come from hours and days, which keeps minute rows few.
-            for dimension, value in dimensions if granularity != MINUTE else dimensions[:1]:
-                key = (project_id, granularity, start, name, dimension, value)
-                delta = deltas.get(key)
-                if delta is None:
-                    delta = deltas[key] = EventDelta()
-                delta.count += 1
-                delta.users.add(user)
-                if session:
-                    delta.sessions.add(session)
+        seconds = int(row["timestamp"].timestamp())
+        key = (row["event_name"], seconds - seconds % MINUTE)
+        cell = cells.get(key)
+        if cell is None:
+            cell = cells[key] = []
+        cell.append(row)
+
+    deltas: dict[EventKey, EventDelta] = {}
+
+    def delta(key: EventKey) -> EventDelta:
+        found = deltas.get(key)
+        if found is None:
+            found = deltas[key] = EventDelta()
+        return found
+
+    # Minute rollups carry totals only (live charts, 5-minute series); breakdowns by a dimension
+    # come from hours and days, which keeps minute rows few.
+    hours: dict[tuple[str, datetime, datetime], list[dict[str, Any]]] = {}
+    for (name, seconds), cell in cells.items():
+        minute, hour, day = buckets.starts_at(seconds)
+        delta((project_id, MINUTE, minute, name, TOTAL, "")).add(*_people(cell))
+        hours.setdefault((name, hour, day), []).extend(cell)
+    for (name, hour, day), group in hours.items():
+        parts: list[tuple[str, str, list[dict[str, Any]]]] = [(TOTAL, "", group)]
+        for dimension, column in DIMENSIONS.items():
+            by_value: dict[str, list[dict[str, Any]]] = {}
+            for row in group:
+                value = row.get(column)
+                if value is not None:
+                    same = by_value.get(value)
+                    if same is None:
+                        same = by_value[value] = []
+                    same.append(row)
+            parts.extend((dimension, value, same) for value, same in by_value.items())
+        for dimension, value, same in parts:
+            people = _people(same)
+            delta((project_id, HOUR, hour, name, dimension, value)).add(*people)
+            delta((project_id, DAY, day, name, dimension, value)).add(*people)
     return deltas
+
+
+def _people(rows: list[dict[str, Any]]) -> tuple[int, list[str], list[str]]:
+    """The count, users and sessions of these rows."""
+    users = [row["distinct_id"] for row in rows]
+    return len(rows), users, [session for row in rows if (session := row["session_id"])]
 
 
 def metric_deltas(
@@ -196,16 +234,6 @@ class SessionState:
             self.pageviews + other.pageviews,
         )
 
-    def totals(self) -> "SessionTotals":
-        """What this session adds to the rollup of the bucket it started in."""
-        return SessionTotals(
-            sessions=1,
-            bounces=1 if self.events == 1 else 0,
-            duration=(self.ended_at - self.started_at).total_seconds(),
-            events=self.events,
-            pageviews=self.pageviews,
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class SessionTotals:
@@ -224,11 +252,6 @@ class SessionTotals:
             self.duration + other.duration,
             self.events + other.events,
             self.pageviews + other.pageviews,
-        )
-
-    def __neg__(self) -> "SessionTotals":
-        return SessionTotals(
-            -self.sessions, -self.bounces, -self.duration, -self.events, -self.pageviews
         )
 
 
@@ -255,17 +278,41 @@ def session_deltas(
     after: dict[SessionKey, SessionState],
 ) -> dict[SessionRollupKey, SessionTotals]:
     """How the session rollups change when these sessions go from `before` to `after`."""
-    buckets = Buckets(timezone)
-    deltas: dict[SessionRollupKey, SessionTotals] = {}
+    # Summed per project and start minute first: every session of a minute lands in the same
+    # three rollup rows.
+    minutes: dict[tuple[uuid.UUID, int], list[float]] = {}
     for key, state in after.items():
-        project_id = key[0]
-        changes = [(state, state.totals())]
+        _add_session(minutes, key[0], state, 1)
         old = before.get(key)
         if old is not None:
-            changes.append((old, -old.totals()))
-        for session, change in changes:
-            starts = buckets.starts(session.started_at)
-            for granularity, start in zip(GRANULARITIES, starts, strict=True):
-                rollup = (project_id, granularity, start)
-                deltas[rollup] = deltas.get(rollup, SessionTotals()) + change
+            _add_session(minutes, key[0], old, -1)
+    buckets = Buckets(timezone)
+    deltas: dict[SessionRollupKey, SessionTotals] = {}
+    for (project_id, seconds), (sessions, bounces, duration, events, pageviews) in minutes.items():
+        change = SessionTotals(int(sessions), int(bounces), duration, int(events), int(pageviews))
+        for granularity, start in zip(GRANULARITIES, buckets.starts_at(seconds), strict=True):
+            rollup = (project_id, granularity, start)
+            known = deltas.get(rollup)
+            deltas[rollup] = change if known is None else known + change
     return deltas
+
+
+def _add_session(
+    minutes: dict[tuple[uuid.UUID, int], list[float]],
+    project_id: uuid.UUID,
+    state: SessionState,
+    sign: int,
+) -> None:
+    """Add (sign 1) or take away (sign -1) what a session counts in the minute it started:
+    one session, a bounce if it has one event, its duration, events and pageviews."""
+    seconds = int(state.started_at.timestamp())
+    key = (project_id, seconds - seconds % MINUTE)
+    totals = minutes.get(key)
+    if totals is None:
+        totals = minutes[key] = [0, 0, 0.0, 0, 0]
+    totals[0] += sign
+    if state.events == 1:
+        totals[1] += sign
+    totals[2] += sign * (state.ended_at - state.started_at).total_seconds()
+    totals[3] += sign * state.events
+    totals[4] += sign * state.pageviews

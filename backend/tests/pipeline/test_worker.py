@@ -123,6 +123,34 @@ async def test_the_worker_runs_until_stopped_and_acks_everything(
     assert worker.stats.batches == 10
 
 
+async def test_a_backlog_is_read_on_until_a_transaction_holds_batch_events(
+    app: FastAPI, redis_bus: RedisStreamBus
+) -> None:
+    for payload in _payloads(9, 5):
+        await redis_bus.publish(payload)
+    worker = _worker(app, redis_bus, "worker-a", batch_size=2, batch_events=25)
+    # Reads of 2 batches (10 events) until 25 are held: three reads, one transaction.
+    assert await worker.step() == 6
+    assert await _counts(app) == (30, 30)
+    # The rest: a full read, then a short one, which shows that the bus has no more.
+    assert await worker.step() == 3
+    assert await _counts(app) == (45, 45)
+    assert await worker.step() == 0
+    assert (await redis_bus.backlog())[1] == 0
+
+
+async def test_in_process_read_without_waiting_takes_what_is_queued(app: FastAPI) -> None:
+    bus = InProcessBus(publish_timeout=5)
+    assert await bus.read("embedded", 10, 0) == []
+    publishing = [asyncio.create_task(bus.publish(p)) for p in _payloads(3, 1)]
+    await asyncio.sleep(0)
+    assert len(await bus.read("embedded", 2, 0)) == 2
+    assert len(await bus.read("embedded", 2, 0)) == 1
+    assert await bus.read("embedded", 2, 0) == []
+    await bus.close()
+    await asyncio.gather(*publishing, return_exceptions=True)
+
+
 async def test_an_unreadable_message_is_dead_lettered_and_the_rest_stored(
     app: FastAPI, redis_bus: RedisStreamBus
 ) -> None:

@@ -32,6 +32,8 @@ def _worker(name: str, database_url: str, redis_url: str) -> subprocess.Popen[by
         PULSEBOARD_REDIS_URL=redis_url,
         PULSEBOARD_SECRET_KEY=SECRET,
         PULSEBOARD_WORKER_CLAIM_IDLE_MS="500",
+        # Transactions of 250 events, so that the kill falls in the middle of the backlog.
+        PULSEBOARD_WORKER_BATCH_EVENTS=str(5 * SIZE),
     )
     return subprocess.Popen(
         [PULSEBOARD, "worker", "--name", name, "--batch-size", "5"],
