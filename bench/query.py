@@ -312,7 +312,9 @@ async def timed(
     return figures
 
 
-async def bench(dataset: dict[str, Any], cold_runs: int) -> dict[str, Any]:
+async def bench(
+    dataset: dict[str, Any], cold_runs: int, only: list[str] | None = None
+) -> dict[str, Any]:
     config = settings()
     app = create_app(config)
     start = datetime.fromisoformat(dataset["from"])
@@ -362,6 +364,8 @@ async def bench(dataset: dict[str, Any], cold_runs: int) -> dict[str, Any]:
             headers = {"Authorization": f"Bearer {token}"}
             base = f"/api/v1/analytics/{dataset['project_id']}"
             for label, path, params, kind in queries:
+                if only and not any(part in label for part in only):
+                    continue
 
                 async def run(path: str = path, params: dict[str, Any] = params) -> None:
                     response = await client.get(f"{base}/{path}", params=params, headers=headers)
@@ -387,15 +391,19 @@ async def bench(dataset: dict[str, Any], cold_runs: int) -> dict[str, Any]:
                     estimates.append(found[(0, None)].users)
 
             label = "unique users, 30 days (rollups)"
-            results[label] = {"kind": "rollups", **await timed(unique_users, redis, cold_runs, 0)}
-            estimate = estimates[-1]
-            exact = dataset["exact_unique_users"]
-            results["unique_users_accuracy"] = {
-                "estimate": estimate,
-                "exact": exact,
-                "error_percent": abs(estimate - exact) / exact * 100,
-                "exact_count_distinct_ms": dataset["exact_unique_users_seconds"] * 1000,
-            }
+            if not only or any(part in label for part in only):
+                results[label] = {
+                    "kind": "rollups",
+                    **await timed(unique_users, redis, cold_runs, 0),
+                }
+                estimate = estimates[-1]
+                exact = dataset["exact_unique_users"]
+                results["unique_users_accuracy"] = {
+                    "estimate": estimate,
+                    "exact": exact,
+                    "error_percent": abs(estimate - exact) / exact * 100,
+                    "exact_count_distinct_ms": dataset["exact_unique_users_seconds"] * 1000,
+                }
     await redis.aclose()
     return results
 
@@ -409,7 +417,7 @@ async def main_async(args: argparse.Namespace) -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "dataset": {k: v for k, v in dataset.items() if k != "email"},
-        "queries": await bench(dataset, args.runs),
+        "queries": await bench(dataset, args.runs, args.only),
     }
     print()
     print(f"{'query':<46} {'cold p50/p95 ms':>18} {'warm p50/p95 ms':>16}  target")
@@ -422,6 +430,8 @@ async def main_async(args: argparse.Namespace) -> None:
         if "warm_p50_ms" in figures:
             warm = f"{figures['warm_p50_ms']:.1f} / {figures['warm_p95_ms']:.1f}"
         print(f"{label:<46} {cold:>18} {warm:>16}  {target}")
+    if args.only:
+        return  # a partial run: printed, not written
     accuracy = results["queries"]["unique_users_accuracy"]
     print(
         f"\nunique users over 30 days: {accuracy['estimate']:,.0f} from rollups against "
@@ -442,6 +452,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=10, help="cold runs per rollup query")
     parser.add_argument("--reload", action="store_true", help="load the dataset again")
+    parser.add_argument(
+        "--only", action="append", help="time only queries whose label holds this (repeatable)"
+    )
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -2,11 +2,12 @@
 
 Each bucket of a query is tiled by the coarsest rollup buckets that fit: whole local days from
 day rollups, whole hours at the edges from hour rollups, the minutes left from minute rollups.
-Rollup rows hold the event name and at most one dimension (hours and days only), so a query
-that filters or breaks down by a property, by two dimensions, by a dimension with `neq`/`gt`/`lt`,
-or over a range not on minute boundaries goes to raw rows. So does a span older than the rollups
-of its granularity are kept. Both paths count the same rows (bots excluded) and give the same
-answers, unique counts within the sketch's error.
+Rollup rows hold the event name and at most one dimension (hours and days only; each dimension
+also has rows of all events together, read when no event name is filtered on or grouped by), so
+a query that filters or breaks down by a property, by two dimensions, by a dimension with
+`neq`/`gt`/`lt`, or over a range not on minute boundaries goes to raw rows. So does a span older
+than the rollups of its granularity are kept. Both paths count the same rows (bots excluded) and
+give the same answers, unique counts within the sketch's error.
 """
 
 import uuid
@@ -28,7 +29,7 @@ from pulseboard.analytics.timerange import (
     local_midnight,
 )
 from pulseboard.core.settings import Settings
-from pulseboard.pipeline.rollups import TOTAL
+from pulseboard.pipeline.rollups import TOTAL, all_events
 
 Bucket = tuple[datetime, datetime]
 
@@ -119,6 +120,9 @@ def _plan(query: EventQuery, now: datetime, settings: Settings) -> Plan:
             spans.append(Span(granularity, span_start, span_end, index))
     value_filters = tuple(f for f in query.filters if f.field != EVENT)
     rollup = TOTAL if dimension is None or dimension.rollup is None else dimension.rollup
+    if rollup != TOTAL and query.group_by != EVENT and len(value_filters) == len(query.filters):
+        # Nothing tells event names apart: the rows of every event, one per value and bucket.
+        rollup = all_events(rollup)
     return RollupPlan(rollup, tuple(spans), value_filters)
 
 

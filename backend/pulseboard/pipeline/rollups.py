@@ -28,6 +28,17 @@ DIMENSIONS: dict[str, str] = {
     "device": "device",
 }
 
+# Each dimension also has rows that count every event by the dimension's value, under the event
+# name TOTAL (never a real event's: names are non-empty): a breakdown over all events reads these,
+# not one row per event name.
+ALL_EVENTS = "*"
+
+
+def all_events(dimension: str) -> str:
+    """The rollup dimension that counts every event by this dimension's value."""
+    return ALL_EVENTS + dimension
+
+
 EventKey = tuple[uuid.UUID, int, datetime, str, str, str]
 MetricKey = tuple[uuid.UUID, int, datetime, str, str]
 SessionKey = tuple[uuid.UUID, str]
@@ -163,6 +174,10 @@ def event_deltas(
             people = _people(same)
             delta((project_id, HOUR, hour, name, dimension, value)).add(*people)
             delta((project_id, DAY, day, name, dimension, value)).add(*people)
+            if dimension != TOTAL:
+                every = all_events(dimension)
+                delta((project_id, HOUR, hour, TOTAL, every, value)).add(*people)
+                delta((project_id, DAY, day, TOTAL, every, value)).add(*people)
     return deltas
 
 

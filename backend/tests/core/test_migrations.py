@@ -1,17 +1,28 @@
+import asyncio
+import random
 import sqlite3
+import uuid
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from alembic import command
-from pulseboard.core.db import create_engine
+from pulseboard.core.db import create_engine, create_sessionmaker
 from pulseboard.core.migrations import alembic_config, include_name
 from pulseboard.core.settings import Settings
-from pulseboard.models import Base
+from pulseboard.models import Base, EventRollup
+from pulseboard.pipeline import sketches
+from pulseboard.pipeline.messages import Batch
+from pulseboard.pipeline.partitions import Partitions
+from pulseboard.pipeline.rollups import ALL_EVENTS
+from pulseboard.pipeline.store import store_batches
 from tests.conftest import make_settings
+from tests.pipeline.helpers import batch, event_item
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -47,3 +58,67 @@ def _sqlite_tables(path: Path) -> list[str]:
     with closing(sqlite3.connect(path)) as connection:
         rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         return sorted(name for (name,) in rows)
+
+
+def test_all_events_rollups_are_backfilled_as_the_worker_writes_them(tmp_path: Path) -> None:
+    """Migration e5b8c1d7f924 makes, from the rows per event name, the rows the worker now
+    writes for every event name together: the same counts, the same unique counts."""
+    settings = make_settings(tmp_path)
+    config = alembic_config(settings)
+    command.upgrade(config, "head")
+    rng = random.Random(5)
+    start = datetime.now(UTC) - timedelta(hours=30)
+    items = [
+        event_item(
+            start + timedelta(seconds=rng.randrange(30 * 3600)),
+            name=rng.choice(["pageview", "click", "signup"]),
+            user=f"u{rng.randrange(400)}",
+            session=f"s{rng.randrange(600)}",
+            path=rng.choice(["/", "/docs", "/pricing"]),
+            browser=rng.choice(["Firefox", "Chrome"]),
+        )
+        for _ in range(2000)
+    ]
+    project, source = uuid.uuid4(), uuid.uuid4()
+    asyncio.run(_store(settings, batch(project, source, items)))
+    written = asyncio.run(_all_events_rows(settings))
+    assert {key[3] for key in written} == {"*path", "*browser", "*os", "*device"}
+
+    command.downgrade(config, "d4a9b2c6e813")
+    assert asyncio.run(_all_events_rows(settings)) == {}
+    command.upgrade(config, "head")
+    backfilled = asyncio.run(_all_events_rows(settings))
+    assert backfilled.keys() == written.keys()
+    for key, (count, users, sessions) in written.items():
+        assert backfilled[key][0] == count, key
+        for made, merged in zip((users, sessions), backfilled[key][1:], strict=True):
+            assert abs(made - merged) <= max(1.0, 0.02 * made), key
+
+
+async def _store(settings: Settings, *batches: Batch) -> None:
+    engine = create_engine(settings)
+    try:
+        await store_batches(create_sessionmaker(engine), Partitions(engine), list(batches))
+    finally:
+        await engine.dispose()
+
+
+async def _all_events_rows(settings: Settings) -> dict[tuple[Any, ...], tuple[int, float, float]]:
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            rows = (
+                await session.execute(
+                    select(EventRollup).where(EventRollup.dimension.like(f"{ALL_EVENTS}%"))
+                )
+            ).scalars()
+            return {
+                (r.granularity, r.bucket, r.event_name, r.dimension, r.value): (
+                    r.count,
+                    sketches.hll_estimate(r.users),
+                    sketches.hll_estimate(r.sessions),
+                )
+                for r in rows
+            }
+    finally:
+        await engine.dispose()

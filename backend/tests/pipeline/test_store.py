@@ -15,7 +15,7 @@ from pulseboard.models import Event, EventRollup, MetricPoint, MetricRollup
 from pulseboard.pipeline import sketches
 from pulseboard.pipeline.messages import METRICS
 from pulseboard.pipeline.partitions import Partitions
-from pulseboard.pipeline.rollups import DIMENSIONS
+from pulseboard.pipeline.rollups import DIMENSIONS, all_events
 from pulseboard.pipeline.store import store_batches
 from tests.pipeline.helpers import batch, event_item, metric_item
 
@@ -97,8 +97,15 @@ async def test_every_rollup_equals_the_aggregate_of_its_raw_rows(
             if item[column] is not None
         ]
         for granularity, bucket in starts.items():
-            for dimension, value in values if granularity != 60 else values[:1]:
-                entry = expected[(granularity, bucket, item["event_name"], dimension, value)]
+            keys = [
+                (granularity, bucket, item["event_name"], dimension, value)
+                for dimension, value in (values if granularity != 60 else values[:1])
+            ]
+            # Hours and days also count every event name together, per dimension value.
+            if granularity != 60:
+                keys += [(granularity, bucket, "", all_events(d), v) for d, v in values[1:]]
+            for key in keys:
+                entry = expected[key]
                 entry[0] += 1
                 entry[1].add(item["distinct_id"])
                 if item["session_id"]:
