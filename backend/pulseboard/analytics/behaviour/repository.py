@@ -23,8 +23,6 @@ from pulseboard.analytics.timerange import TimeRange
 ANONYMOUS_PREFIX = "anon:"
 # Rows fetched from the database, and handed over, at a time while streaming.
 STREAM_CHUNK = 5000
-# Memory a streamed query may sort in (PostgreSQL's work_mem), per sort.
-SORT_MEMORY = "64MB"
 
 EVENT_COLUMNS = (
     EVENTS.id,
@@ -207,7 +205,7 @@ class BehaviourRepository:
     async def _stream(self, statement: Select[Any]) -> AsyncIterator[Sequence[Any]]:
         # Sorting a week of a busy project's funnel rows by user spills to disk at the default
         # 4 MB of work_mem.
-        await tune_raw_scan(self.session, sort_memory=SORT_MEMORY)
+        await tune_raw_scan(self.session)
         result = await self.session.stream(statement.execution_options(yield_per=STREAM_CHUNK))
         try:
             # A chunk at a time: row by row, the async hand-over per row costs more than the SQL.
