@@ -28,9 +28,9 @@ DIMENSIONS: dict[str, str] = {
     "device": "device",
 }
 
-# Each dimension also has rows that count every event by the dimension's value, under the event
-# name TOTAL (never a real event's: names are non-empty): a breakdown over all events reads these,
-# not one row per event name.
+# Each dimension also has rows that count every event by the dimension's value: dimension
+# `*path` (and so on) with event name TOTAL, never a real event's (names are non-empty). A
+# breakdown over all events reads one of these per value and bucket, not one per event name.
 ALL_EVENTS = "*"
 
 
