@@ -1,6 +1,7 @@
 """What an ingest request may carry; the limits come from Settings and each refusal says why."""
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,11 +42,18 @@ def _limits(info: ValidationInfo) -> Limits:
 
 
 def _depth(value: Any) -> int:
+    # Called for every event's properties: a loop, and no call for the scalars that most hold.
     if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
+        children: Iterable[Any] = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return 0
+    deepest = 0
+    for child in children:
+        if isinstance(child, dict | list):
+            deepest = max(deepest, _depth(child))
+    return 1 + deepest
 
 
 def check_name(value: str, info: ValidationInfo) -> str:

@@ -2,8 +2,9 @@
 
 This is the hot path, so each engine gets the statements that suit it, on the session's own
 connection and transaction: PostgreSQL takes raw rows by COPY into a staging table and rollups as
-arrays (`unnest`); SQLite takes pre-rendered statements with the columns' own type conversions,
-so that nothing is compiled per batch.
+arrays (`unnest`); SQLite takes pre-rendered statements with the columns' own type conversions
+(timestamps and uuids by faster functions that store the same text), so that nothing is compiled
+per batch.
 """
 
 import uuid
