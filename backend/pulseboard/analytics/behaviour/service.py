@@ -6,6 +6,8 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -22,6 +24,7 @@ from pulseboard.core.errors import NotFound, Unprocessable
 
 # Funnels, retention and paths read at most this many raw rows; past it the query is refused.
 MAX_ROWS = 2_000_000
+_NOTHING = object()  # the key before the first row
 
 
 class QueryTooLarge(Unprocessable):
@@ -130,9 +133,11 @@ class Behaviour:
             rows = self.repository.funnel_rows(
                 self.selection(scope), [(step.event, step.path) for step in steps]
             )
-            async for user in _per_key(rows):
-                # Unpacked, not read by name: a Row's attribute lookup costs more than the funnel.
-                counter.add_user([(moment, event, path) for _, moment, event, path in user])
+            async for users in _per_key(rows):
+                for user in users:
+                    # Unpacked, not read by name: a Row's attribute lookup costs more than the
+                    # funnel.
+                    counter.add_user([(moment, event, path) for _, moment, event, path in user])
             return {"range": _range(scope.time_range), "window": window, "steps": counter.result()}
 
         params = {"steps": [[s.event, s.path] for s in steps], "window": window}
@@ -156,8 +161,9 @@ class Behaviour:
             rows = self.repository.retention_rows(
                 self.selection(scope), sorted({start_event, return_event})
             )
-            async for user in _per_key(rows):
-                counter.add_user([(moment, event) for _, moment, event in user])
+            async for users in _per_key(rows):
+                for user in users:
+                    counter.add_user([(moment, event) for _, moment, event in user])
             return {
                 "range": _range(scope.time_range),
                 "start_event": start_event,
@@ -186,8 +192,9 @@ class Behaviour:
         async def compute() -> dict[str, Any]:
             tree = PathTree(start, direction, steps)
             rows = self.repository.session_items(self.selection(scope), pages=kind is Kind.PATH)
-            async for session in _per_key(rows):
-                tree.add_session([item for _, item in session])
+            async for sessions in _per_key(rows):
+                for session in sessions:
+                    tree.add_session([item for _, item in session])
             return {
                 "range": _range(scope.time_range),
                 "kind": kind.value,
@@ -201,11 +208,12 @@ class Behaviour:
         return answer
 
 
-async def _per_key(chunks: AsyncIterator[Sequence[Any]]) -> AsyncIterator[list[Any]]:
+async def _per_key(chunks: AsyncIterator[Sequence[Any]]) -> AsyncIterator[list[list[Any]]]:
     """The rows of each user or session (their first column, which they arrive ordered by)
-    together, refusing more than MAX_ROWS."""
-    group: list[Any] = []
-    current: Any = None
+    together, refusing more than MAX_ROWS. Groups come a chunk's worth at a time: one await per
+    chunk rather than per user, and `groupby` splits the chunk in C."""
+    pending: list[Any] = []
+    current: Any = _NOTHING
     seen = 0
     async with aclosing(chunks):  # type: ignore[type-var]
         async for chunk in chunks:
@@ -215,14 +223,18 @@ async def _per_key(chunks: AsyncIterator[Sequence[Any]]) -> AsyncIterator[list[A
                     f"The query reads more than {MAX_ROWS:,} events; "
                     "choose a shorter range or add filters"
                 )
-            for row in chunk:
-                if row[0] != current and group:
-                    yield group
-                    group = []
-                current = row[0]
-                group.append(row)
-    if group:
-        yield group
+            done: list[list[Any]] = []
+            for key, rows in groupby(chunk, itemgetter(0)):
+                if key == current:
+                    pending.extend(rows)  # a group that began in the chunk before
+                    continue
+                if pending:
+                    done.append(pending)
+                pending, current = list(rows), key
+            if done:
+                yield done
+    if pending:
+        yield [pending]
 
 
 def _cursor(moment: datetime, tie: str) -> str:
