@@ -160,4 +160,5 @@ async def test_metric_rollups_equal_their_raw_points(app: FastAPI) -> None:
         median = sorted(values)[len(values) // 2]
         estimate = sketches.quantiles_get(row.quantiles, [0.5])[0]
         rank = sum(v <= estimate for v in values) / len(values)
-        assert abs(rank - 0.5) < 0.05, (median, estimate)
+        # A rank moves in steps of 1/n: an hour at the edge of the data may hold a dozen points.
+        assert abs(rank - 0.5) < 0.05 + 1 / len(values), (median, estimate, len(values))
