@@ -7,7 +7,7 @@ PostgreSQL builds without lz4 keep pglz.
 
 Revision ID: d4a9b2c6e813
 Revises: c3f8a1e5d702
-Create Date: 2026-11-24 15:00:00
+Create Date: 2026-11-23 14:30:00
 """
 
 from collections.abc import Sequence

@@ -7,7 +7,7 @@ exist: hours and days (minute rows have no dimensions), counts summed and sketch
 
 Revision ID: e5b8c1d7f924
 Revises: d4a9b2c6e813
-Create Date: 2026-11-24 16:00:00
+Create Date: 2026-11-23 14:45:00
 """
 
 from collections import defaultdict
