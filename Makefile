@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 # uv uses the python3 already here and never downloads an interpreter of its own.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint format bench install migrate clean
+.PHONY: run test lint format bench bench-ingest bench-query bench-live install migrate clean
 
 run: install ## Serve on http://$(HOST):$(PORT) with SQLite under ./data (PORT= to change)
 	$(BIN)/pulseboard serve --host $(HOST) --port $(PORT)
@@ -31,6 +31,15 @@ bench: install ## Benchmarks (need PostgreSQL, Redis and wrk); tables printed, J
 	$(BIN)/python bench/enrich.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/query.py
+	$(BIN)/python bench/live.py
+
+bench-ingest: install ## One benchmark: ingest (API, pipeline, embedded)
+	$(BIN)/python bench/ingest.py
+
+bench-query: install ## One benchmark: analytics queries on 10M events (the dataset is kept)
+	$(BIN)/python bench/query.py
+
+bench-live: install ## One benchmark: live WebSocket latency and idle connections
 	$(BIN)/python bench/live.py
 
 migrate: install
