@@ -18,12 +18,15 @@ import sqlalchemy as sa
 
 from alembic import op
 from pulseboard.pipeline import sketches
-from pulseboard.pipeline.rollups import ALL_EVENTS, MINUTE, TOTAL, all_events
 
 revision: str = "e5b8c1d7f924"
 down_revision: str | None = "d4a9b2c6e813"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# As the worker wrote them when this migration was made (pipeline.rollups), frozen here: a
+# migration must keep meaning what it meant if those names change later.
+MINUTE, TOTAL, ALL_EVENTS = 60, "", "*"
 
 ROLLUPS = sa.table(
     "event_rollups",
@@ -82,7 +85,7 @@ def upgrade() -> None:
                         "granularity": granularity,
                         "bucket": bucket,
                         "event_name": TOTAL,
-                        "dimension": all_events(dimension),
+                        "dimension": ALL_EVENTS + dimension,
                         "value": value,
                         "count": count,
                         "users": sketches.hll_merge(users),

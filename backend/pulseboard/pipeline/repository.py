@@ -2,15 +2,13 @@
 
 This is the hot path, so each engine gets the statements that suit it, on the session's own
 connection and transaction: PostgreSQL takes raw rows by COPY into a staging table and rollups as
-arrays (`unnest`); SQLite takes pre-rendered statements with the columns' own type conversions
-(timestamps and uuids by faster functions that store the same text), so that nothing is compiled
-per batch.
+arrays (`unnest`); SQLite takes pre-rendered statements with the columns' own type conversions,
+so that nothing is compiled per batch.
 """
 
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -38,7 +36,6 @@ from pulseboard.models import (
     Session,
     SessionRollup,
 )
-from pulseboard.models.base import UTCDateTime
 from pulseboard.pipeline.rollups import (
     EventKey,
     EventRollupValues,
@@ -322,38 +319,6 @@ def _array_params(table: Table, names: Sequence[str]) -> str:
     return ", ".join(f"${i}::{_pg_type(table.c[name])}[]" for i, name in enumerate(names, start=1))
 
 
-def _utc_text(value: datetime | None) -> str | None:
-    """A UTC datetime as UTCDateTime stores it in SQLite (naive UTC, always microseconds), by
-    `isoformat` in C instead of SQLAlchemy's generic conversion and format string."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"
-
-
-def _utc_from_text(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
-
-
-def _uuid_hex(value: uuid.UUID | None) -> str | None:
-    return None if value is None else value.hex
-
-
-def _uuid_from_hex(value: str | None) -> uuid.UUID | None:
-    return None if value is None else uuid.UUID(hex=value)
-
-
-# The worker's hottest conversions in SQLite, the same values as the column types' own.
-_SQLITE_BINDERS: dict[type[Any], Callable[[Any], Any]] = {UTCDateTime: _utc_text, Uuid: _uuid_hex}
-_SQLITE_READERS: dict[type[Any], Callable[[Any], Any]] = {
-    UTCDateTime: _utc_from_text,
-    Uuid: _uuid_from_hex,
-}
-
-
 class SqlitePipelineRepository(PipelineRepository):
     """SQLite has one writer at a time: the first insert takes the lock, so no other is due."""
 
@@ -363,11 +328,7 @@ class SqlitePipelineRepository(PipelineRepository):
 
     def _binders(self, columns: Sequence[Column[Any]]) -> list[Any]:
         dialect = self._dialect
-        binders = [
-            _SQLITE_BINDERS.get(type(column.type))
-            or column.type.dialect_impl(dialect).bind_processor(dialect)
-            for column in columns
-        ]
+        binders = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
         return [
             _remembering(binder) if binder is not None and column.name in SAME_PER_BATCH else binder
             for column, binder in zip(columns, binders, strict=True)
@@ -375,11 +336,7 @@ class SqlitePipelineRepository(PipelineRepository):
 
     def _readers(self, columns: Sequence[Column[Any]]) -> list[Any]:
         dialect = self._dialect
-        return [
-            _SQLITE_READERS.get(type(c.type))
-            or c.type.dialect_impl(dialect).result_processor(dialect, None)
-            for c in columns
-        ]
+        return [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
 
     @staticmethod
     def _read(readers: list[Any], row: Sequence[Any]) -> list[Any]:
