@@ -102,9 +102,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 batch_size=settings.worker_batch_size,
                 batch_events=settings.worker_batch_events,
                 block_ms=200,
+                rollup_delay_ms=settings.embedded_rollup_delay_ms,
                 on_stored=(LivePublisher(pubsub), VersionBumper(cache)),
+                on_rolled_up=(VersionBumper(cache),),
                 partitions=partitions,
             )
+            app.state.pulseboard.settle_rollups = worker.settled
             # Its upkeep (partitions, retention) runs beside it, as in `pulseboard worker`.
             worker_tasks = asyncio.gather(
                 worker.run(), maintain(partitions, in_process, worker.wait_stopping, settings)

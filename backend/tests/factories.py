@@ -2,10 +2,14 @@
 
 import itertools
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 PASSWORD = "correct horse battery"
 _counter = itertools.count()
@@ -113,3 +117,14 @@ def pageview(path: str = "/", **fields: Any) -> dict[str, Any]:
         "page_url": f"https://shop.example.com{path}",
         **fields,
     }
+
+
+@asynccontextmanager
+async def read_session(app: FastAPI) -> AsyncIterator[AsyncSession]:
+    """A session on the app's database once the embedded worker rolled up all it stored, as
+    the API's own reads get."""
+    state = app.state.pulseboard
+    if state.settle_rollups is not None:
+        await state.settle_rollups()
+    async with state.sessions() as session:
+        yield session

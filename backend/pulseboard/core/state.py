@@ -1,5 +1,6 @@
 """What the lifespan builds once per process and every request shares."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -30,3 +31,6 @@ class AppState:
     limits: Limits
     redis: Redis | None = None
     live: LiveHub | None = None
+    # Embedded mode: rolls up what the in-process worker has stored and not yet rolled up, so
+    # that what a request reads includes every event acknowledged before it.
+    settle_rollups: Callable[[], Awaitable[None]] | None = None

@@ -13,6 +13,7 @@ from pulseboard.models.organization import Organization
 from pulseboard.models.project import Project
 from pulseboard.models.refresh_token import RefreshToken
 from pulseboard.models.rollup import EventRollup, MetricRollup
+from pulseboard.models.rollup_backlog import RollupBacklog
 from pulseboard.models.session import Session, SessionRollup
 from pulseboard.models.user import User
 
@@ -34,6 +35,7 @@ __all__ = [
     "Project",
     "RefreshToken",
     "Role",
+    "RollupBacklog",
     "Session",
     "SessionRollup",
     "SourceKind",

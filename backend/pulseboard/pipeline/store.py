@@ -45,31 +45,47 @@ async def store_batches(
     sessions: async_sessionmaker[AsyncSession], partitions: Partitions, batches: list[Batch]
 ) -> Stored:
     """Make the partitions the rows need (short transactions of their own), then store."""
-    for table, days in partition_days(batches).items():
-        await partitions.ensure(table, days)
+    await ensure_partitions(partitions, batches)
     async with sessions() as session, session.begin():
         return await store(session, batches)
 
 
+async def ensure_partitions(partitions: Partitions, batches: list[Batch]) -> None:
+    for table, days in partition_days(batches).items():
+        await partitions.ensure(table, days)
+
+
 async def store(session: AsyncSession, batches: list[Batch]) -> Stored:
+    """Store the batches' new rows and roll them up, in the caller's transaction."""
+    stored = await store_raw(session, batches)
+    await roll_up(session, stored)
+    return stored
+
+
+async def store_raw(session: AsyncSession, batches: list[Batch]) -> Stored:
+    """Store the rows that are new and count them per source; return them."""
     repository = PipelineRepository.for_session(session)
     events, metrics = _raw_rows(batches)
     new_events = await _store_new_events(repository, events)
     new_metrics = await _store_new_metrics(repository, metrics)
-
-    projects = {row["project_id"] for row in (*new_events, *new_metrics)}
-    await repository.lock_rollups(projects)
-    await roll_up_events(repository, new_events)
-    await roll_up_sessions(repository, new_events)
-    await _roll_up_metrics(repository, new_metrics)
     await _count_per_source(session, new_events, new_metrics)
-
     stored = Stored()
     for row in new_events:
         stored.events[row["project_id"]].append(row)
     for row in new_metrics:
         stored.metrics[row["project_id"]].append(row)
     return stored
+
+
+async def roll_up(session: AsyncSession, stored: Stored) -> None:
+    """Merge what these new rows add into the rollups (each row needs `_timezone`)."""
+    repository = PipelineRepository.for_session(session)
+    new_events = [row for rows in stored.events.values() for row in rows]
+    new_metrics = [row for rows in stored.metrics.values() for row in rows]
+    await repository.lock_rollups({*stored.events, *stored.metrics})
+    await roll_up_events(repository, new_events)
+    await roll_up_sessions(repository, new_events)
+    await _roll_up_metrics(repository, new_metrics)
 
 
 def partition_days(batches: list[Batch]) -> dict[str, set[date]]:

@@ -18,7 +18,14 @@ from sqlalchemy import select
 
 from pulseboard.imports.parsing import read_rows
 from pulseboard.models import DataSource, Event, ImportFormat
-from tests.factories import Actor, add_member, create_actor, create_organization, create_project
+from tests.factories import (
+    Actor,
+    add_member,
+    create_actor,
+    create_organization,
+    create_project,
+    read_session,
+)
 from tests.ingest.conftest import count_rows, rollup_count
 
 HEADER = "event,distinct_id,session_id,timestamp,page_url,referrer,uuid,plan\n"
@@ -77,7 +84,7 @@ def csv_rows(count: int, when: datetime, *, with_uuids: bool = False) -> str:
 
 
 async def stored_events(app: FastAPI) -> list[Event]:
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         return list((await session.execute(select(Event).order_by(Event.timestamp))).scalars())
 
 
@@ -107,7 +114,7 @@ async def test_a_csv_import_is_stored_rolled_up_and_counted(
     assert [j["id"] for j in listed.json()] == [job["id"]]
     one = await client.get(f"{imports_url(project, source)}/{job['id']}", headers=owner.headers)
     assert one.json() == job
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         counted = await session.get(DataSource, uuid.UUID(source))
     assert counted is not None
     assert counted.events_count == 30
@@ -211,7 +218,7 @@ async def test_a_reimport_with_uuids_adds_nothing(
     assert await count_rows(app) == 40
     assert await rollup_count(app) == 40
     assert await rollup_count(app, 60) == 40
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         counted = await session.get(DataSource, uuid.UUID(source))
     assert counted is not None
     assert counted.events_count == 40

@@ -2,10 +2,11 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from pulseboard.models import Event, EventRollup, MetricPoint
+from tests.factories import read_session
 
 
 async def count_rows(app: FastAPI, model: type[Event] | type[MetricPoint] = Event) -> int:
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         return (await session.scalar(select(func.count()).select_from(model))) or 0
 
 
@@ -16,7 +17,7 @@ async def rollup_count(
     dimension: str = "",
     value: str = "",
 ) -> int:
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         total = await session.scalar(
             select(func.sum(EventRollup.count)).where(
                 EventRollup.granularity == granularity,

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from pulseboard.models import DataSource, Event, EventRollup, MetricPoint
-from tests.factories import Actor, ingest, pageview
+from tests.factories import Actor, ingest, pageview, read_session
 from tests.ingest.conftest import count_rows, rollup_count
 
 CHROME = (
@@ -38,7 +38,7 @@ async def test_events_are_stored_and_rolled_up_exactly(
     for granularity in (60, 3600, 86400):
         assert await rollup_count(app, granularity) == 60
     assert await rollup_count(app, dimension="path", value="/page-0") == 15
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         rows = (
             (
                 await session.execute(
@@ -82,7 +82,7 @@ async def test_enrichment_is_stored_and_the_ip_is_not(
     )
     response = await ingest(client, project["write_key"], [event], headers={"User-Agent": CHROME})
     assert response.status_code == 202
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         stored = (await session.execute(select(Event))).scalar_one()
     assert stored.path == "/pricing"
     assert stored.host == "shop.example.com"
@@ -104,7 +104,7 @@ async def test_bots_are_stored_flagged_and_left_out_of_counts(
     response = await ingest(client, project["write_key"], [pageview()], headers={"User-Agent": bot})
     assert response.status_code == 202
     await ingest(client, project["write_key"], [pageview()], headers={"User-Agent": CHROME})
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         flags = sorted((await session.execute(select(Event.is_bot))).scalars().all())
     assert flags == [False, True]
     assert await rollup_count(app) == 1
@@ -135,7 +135,7 @@ async def test_sent_at_corrects_the_clients_clock(
     event = pageview(timestamp=(skewed_now - timedelta(seconds=10)).isoformat())
     response = await ingest(client, project["write_key"], [event], sent_at=skewed_now.isoformat())
     assert response.status_code == 202
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         stored = (await session.execute(select(Event.timestamp))).scalar_one()
     assert abs((datetime.now(UTC) - timedelta(seconds=10) - stored).total_seconds()) < 5
 
@@ -153,7 +153,7 @@ async def test_each_source_records_its_events(
     assert (await ingest(client, server["write_key"], [pageview(), pageview()])).status_code == 202
     assert (await ingest(client, project["write_key"], [pageview()])).status_code == 202
 
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         by_source = {
             str(source_id)
             for source_id in (await session.execute(select(Event.source_id))).scalars()
@@ -185,7 +185,7 @@ async def test_metrics_are_stored_and_rolled_up(
     from pulseboard.models import MetricRollup
     from pulseboard.pipeline import sketches
 
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         day = (
             await session.execute(select(MetricRollup).where(MetricRollup.granularity == 86400))
         ).scalar_one()
@@ -263,7 +263,7 @@ async def test_a_resend_with_a_later_sent_at_counts_once(
         sent_at = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat()
         response = await ingest(client, project["write_key"], [event], sent_at=sent_at)
         assert response.status_code == 202
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         stored = (await session.execute(select(Event.timestamp))).scalars().all()
     assert stored == [moment]
 
@@ -279,7 +279,7 @@ async def test_a_repeated_uuid_counts_once_whatever_its_timestamp(
         pageview("/later", uuid=event_id, timestamp=datetime.now(UTC).isoformat()),
     ):
         assert (await ingest(client, project["write_key"], [event])).status_code == 202
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         stored = (await session.execute(select(Event.path, Event.timestamp))).all()
     assert [(path, ts) for path, ts in stored] == [("/first", first)]
     assert await rollup_count(app) == 1

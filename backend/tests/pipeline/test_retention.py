@@ -18,7 +18,7 @@ from pulseboard.pipeline.partitions import Partitions, partition_name
 from pulseboard.pipeline.retention import RetentionReport, apply_retention
 from pulseboard.pipeline.rollups import DAY, HOUR, MINUTE
 from pulseboard.pipeline.store import store_batches
-from tests.factories import Actor, create_actor, create_project
+from tests.factories import Actor, create_actor, create_project, read_session
 from tests.pipeline.helpers import batch, event_item, metric_item
 
 SOURCE = uuid.UUID("00000000-0000-4000-8000-000000000031")
@@ -54,7 +54,7 @@ async def _retain(app: FastAPI, **overrides: Any) -> RetentionReport:
 
 
 async def _raw_moments(app: FastAPI, project_id: uuid.UUID) -> dict[str, list[datetime]]:
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         return {
             model.__tablename__: list(
                 await session.scalars(
@@ -69,7 +69,7 @@ async def _raw_moments(app: FastAPI, project_id: uuid.UUID) -> dict[str, list[da
 
 async def _rollup_counts(app: FastAPI) -> dict[tuple[str, int], int]:
     counts: dict[tuple[str, int], int] = {}
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         for model in (EventRollup, MetricRollup):
             rows = await session.execute(
                 select(model.granularity, func.count()).group_by(model.granularity)

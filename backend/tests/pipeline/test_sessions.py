@@ -13,6 +13,7 @@ from pulseboard.models import Session, SessionRollup
 from pulseboard.pipeline.partitions import Partitions
 from pulseboard.pipeline.rollups import DAY, HOUR, MINUTE
 from pulseboard.pipeline.store import store_batches
+from tests.factories import read_session
 from tests.pipeline.helpers import batch, event_item
 
 PROJECT = uuid.UUID("00000000-0000-4000-8000-000000000011")
@@ -25,7 +26,7 @@ async def _store(app: FastAPI, items: list[dict[str, Any]]) -> None:
 
 
 async def _rollups(app: FastAPI, granularity: int) -> dict[datetime, tuple[Any, ...]]:
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         rows = await session.execute(
             select(SessionRollup).where(
                 SessionRollup.project_id == PROJECT, SessionRollup.granularity == granularity

@@ -1,4 +1,6 @@
-"""The worker's store step against both engines: idempotent, and rollups equal their raw rows."""
+"""The worker's store step against both engines: idempotent, and rollups equal their raw rows,
+whether rolled up in the transaction that stores them, later from the rollup backlog by the
+worker that stored them, or by another that recovers them from the raw tables."""
 
 import random
 import uuid
@@ -12,33 +14,69 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from pulseboard.models import Event, EventRollup, MetricPoint, MetricRollup
-from pulseboard.pipeline import sketches
+from pulseboard.pipeline import backlog, sketches
 from pulseboard.pipeline.messages import METRICS
 from pulseboard.pipeline.partitions import Partitions
 from pulseboard.pipeline.rollups import DIMENSIONS, all_events
 from pulseboard.pipeline.store import store_batches
+from tests.factories import read_session
 from tests.pipeline.helpers import batch, event_item, metric_item
 
 PROJECT = uuid.UUID("00000000-0000-4000-8000-000000000001")
 SOURCE = uuid.UUID("00000000-0000-4000-8000-000000000002")
 
 
-async def _store(app: FastAPI, *batches: Any) -> int:
-    state = app.state.pulseboard
-    stored = await store_batches(state.sessions, Partitions(state.engine), list(batches))
-    return stored.event_count
+class Storer:
+    """Stores batches as the worker does: rolled up at once ("together"), deferred and rolled up
+    by the same worker ("deferred"), or deferred and recovered from the raw rows ("recovered")."""
+
+    def __init__(self, app: FastAPI, mode: str) -> None:
+        self.sessions = app.state.pulseboard.sessions
+        self.partitions = Partitions(app.state.pulseboard.engine)
+        self.mode = mode
+        self.deferred: list[backlog.Deferred] = []
+
+    async def store(self, *batches: Any) -> int:
+        if self.mode == "together":
+            stored = await store_batches(self.sessions, self.partitions, list(batches))
+            return stored.event_count
+        stored, entry = await backlog.store_deferred(self.sessions, self.partitions, list(batches))
+        if entry is not None:
+            self.deferred.append(entry)
+        return stored.event_count
+
+    async def roll_up(self) -> None:
+        if self.mode == "deferred":
+            await backlog.roll_up_deferred(self.sessions, self.deferred)
+        elif self.mode == "recovered":
+            await backlog.recover(self.sessions, datetime.now(UTC))
+        self.deferred = []
 
 
-async def test_storing_the_same_batch_twice_adds_nothing_the_second_time(app: FastAPI) -> None:
+@pytest.fixture(params=["together", "deferred", "recovered"])
+def storer(app: FastAPI, request: pytest.FixtureRequest) -> Storer:
+    return Storer(app, request.param)
+
+
+async def test_storing_the_same_batch_twice_adds_nothing_the_second_time(
+    app: FastAPI, storer: Storer
+) -> None:
     now = datetime.now(UTC)
     items = [event_item(now, user=f"u{i}") for i in range(10)]
     first = batch(PROJECT, SOURCE, items)
-    assert await _store(app, first) == 10
-    assert await _store(app, batch(PROJECT, SOURCE, items)) == 0
-    assert await _store(app, first, batch(PROJECT, SOURCE, items[:3])) == 0
+    assert await storer.store(first) == 10
+    assert await storer.store(batch(PROJECT, SOURCE, items)) == 0
+    assert await storer.store(first, batch(PROJECT, SOURCE, items[:3])) == 0
+    await storer.roll_up()
 
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         assert await session.scalar(select(func.count()).select_from(Event)) == 10
+    assert await _rolled_up(app) == {60: 10, 3600: 10, 86400: 10}
+
+
+async def _rolled_up(app: FastAPI) -> dict[int, int]:
+    """The events counted in the totals rollups, per granularity."""
+    async with read_session(app) as session:
         counts = (
             await session.execute(
                 select(EventRollup.granularity, func.sum(EventRollup.count))
@@ -46,12 +84,56 @@ async def test_storing_the_same_batch_twice_adds_nothing_the_second_time(app: Fa
                 .group_by(EventRollup.granularity)
             )
         ).all()
-    assert sorted(counts) == [(60, 10), (3600, 10), (86400, 10)]
+    return {granularity: int(count) for granularity, count in counts}
+
+
+async def test_deferred_rows_are_rolled_up_once_by_whoever_takes_their_backlog_row(
+    app: FastAPI,
+) -> None:
+    state = app.state.pulseboard
+    partitions = Partitions(state.engine)
+    now = datetime.now(UTC)
+    entries = []
+    for b in range(3):
+        items = [event_item(now, user=f"u{b}-{i}") for i in range(10)]
+        _, entry = await backlog.store_deferred(
+            state.sessions, partitions, [batch(PROJECT, SOURCE, items)]
+        )
+        assert entry is not None
+        entries.append(entry)
+    assert await _rolled_up(app) == {}
+
+    # Another worker takes the first entry (to roll it up itself), a recovery the other two;
+    # their owner then finds none of the three left.
+    async with state.sessions() as session, session.begin():
+        taken = await backlog.take(session, entries[:1])
+    assert taken.event_count == 10
+    await backlog.recover(state.sessions, datetime.now(UTC))  # the two left, read back
+    assert (await backlog.roll_up_deferred(state.sessions, entries)).event_count == 0
+    assert await _rolled_up(app) == {60: 20, 3600: 20, 86400: 20}
+    # ... and nothing is left for anyone.
+    assert (await backlog.recover(state.sessions, datetime.now(UTC))).event_count == 0
+    assert (await backlog.roll_up_deferred(state.sessions, entries)).event_count == 0
+    assert await _rolled_up(app) == {60: 20, 3600: 20, 86400: 20}
+
+
+def test_backlog_keys_pack_and_unpack() -> None:
+    rows = [
+        {
+            "project_id": uuid.uuid4(),
+            "id": uuid.uuid4(),
+            "timestamp": datetime(2026, 11, 23, 17, 1, 2, 345678, tzinfo=UTC),
+        },
+        {"project_id": PROJECT, "id": SOURCE, "timestamp": datetime(1969, 12, 31, tzinfo=UTC)},
+    ]
+    packed = backlog.pack(rows)
+    assert len(packed) == 2 * backlog.KEY_BYTES
+    assert backlog.unpack(packed) == [(r["project_id"], r["timestamp"], r["id"]) for r in rows]
 
 
 @pytest.mark.parametrize("timezone", ["UTC", "America/New_York", "Asia/Kolkata"])
 async def test_every_rollup_equals_the_aggregate_of_its_raw_rows(
-    app: FastAPI, timezone: str
+    app: FastAPI, timezone: str, storer: Storer
 ) -> None:
     rng = random.Random(7)
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=30)
@@ -75,9 +157,10 @@ async def test_every_rollup_equals_the_aggregate_of_its_raw_rows(
     batches = [
         batch(PROJECT, SOURCE, items[i : i + 250], timezone=timezone) for i in range(0, 3000, 250)
     ]
-    await _store(app, *batches[:6])
+    await storer.store(*batches[:6])
     for one in batches[6:]:
-        await _store(app, one)
+        await storer.store(one)
+    await storer.roll_up()
 
     zone = ZoneInfo(timezone)
     expected: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, set(), set()])
@@ -111,7 +194,7 @@ async def test_every_rollup_equals_the_aggregate_of_its_raw_rows(
                 if item["session_id"]:
                     entry[2].add(item["session_id"])
 
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         rows = (await session.execute(select(EventRollup))).scalars().all()
     actual = {(r.granularity, r.bucket, r.event_name, r.dimension, r.value): r for r in rows}
     assert set(actual) == set(expected)
@@ -124,7 +207,7 @@ async def test_every_rollup_equals_the_aggregate_of_its_raw_rows(
         ), key
 
 
-async def test_metric_rollups_equal_their_raw_points(app: FastAPI) -> None:
+async def test_metric_rollups_equal_their_raw_points(app: FastAPI, storer: Storer) -> None:
     rng = random.Random(3)
     start = datetime.now(UTC) - timedelta(hours=5)
     items = [
@@ -137,10 +220,11 @@ async def test_metric_rollups_equal_their_raw_points(app: FastAPI) -> None:
         for _ in range(2000)
     ]
     for i in range(0, 2000, 500):
-        await _store(app, batch(PROJECT, SOURCE, items[i : i + 500], kind=METRICS))
-    await _store(app, batch(PROJECT, SOURCE, items[:500], kind=METRICS))  # redelivered
+        await storer.store(batch(PROJECT, SOURCE, items[i : i + 500], kind=METRICS))
+    await storer.store(batch(PROJECT, SOURCE, items[:500], kind=METRICS))  # redelivered
+    await storer.roll_up()
 
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         assert await session.scalar(select(func.count()).select_from(MetricPoint)) == 2000
         hours = (
             (await session.execute(select(MetricRollup).where(MetricRollup.granularity == 3600)))

@@ -42,8 +42,7 @@ def _worker(app: FastAPI, bus: object, name: str, **options: int) -> Worker:
         state.sessions,
         name=name,
         partitions=Partitions(state.engine),
-        block_ms=100,
-        **options,
+        **{"block_ms": 100, **options},
     )
 
 
@@ -183,3 +182,54 @@ async def test_in_process_publish_fails_when_the_batch_is_dead_lettered(app: Fas
     await worker.step()
     with pytest.raises(BusUnavailable):
         await publishing
+
+
+async def test_with_a_rollup_delay_publish_returns_after_the_raw_commit_and_rollups_follow(
+    app: FastAPI,
+) -> None:
+    bus = InProcessBus(publish_timeout=5)
+    worker = _worker(app, bus, "embedded", rollup_delay_ms=60_000)
+    publishing = asyncio.create_task(bus.publish(_payloads(1, 5)[0]))
+    await asyncio.sleep(0)
+    assert await worker.step() == 1
+    await asyncio.wait_for(publishing, 1)  # acknowledged: the raw rows are committed
+    assert await _counts(app) == (5, 0)
+    await worker.settled()  # what the API does before it reads
+    assert await _counts(app) == (5, 5)
+    assert worker.stats.rollups == 1
+
+
+async def test_deferred_rows_are_rolled_up_once_the_delay_passes_or_batch_events_are_held(
+    app: FastAPI,
+) -> None:
+    bus = InProcessBus(publish_timeout=5)
+    worker = _worker(app, bus, "embedded", rollup_delay_ms=200, batch_events=10, block_ms=1000)
+    publishing = [asyncio.create_task(bus.publish(p)) for p in _payloads(3, 4)]
+    await asyncio.sleep(0)
+    assert await worker.step() == 3  # 12 events held, more than batch_events: rolled up
+    assert await _counts(app) == (12, 12)
+
+    publishing.append(asyncio.create_task(bus.publish(_payloads(1, 4)[0])))
+    await asyncio.sleep(0)
+    assert await worker.step() == 1
+    assert await _counts(app) == (16, 12)
+    assert await worker.step() == 0  # the read waits out the delay, then rolls up
+    assert await _counts(app) == (16, 16)
+    await asyncio.gather(*publishing)
+
+
+async def test_a_new_worker_rolls_up_what_a_crashed_one_deferred(app: FastAPI) -> None:
+    bus = InProcessBus(publish_timeout=5)
+    crashed = _worker(app, bus, "embedded", rollup_delay_ms=60_000)
+    publishing = asyncio.create_task(bus.publish(_payloads(1, 5)[0]))
+    await asyncio.sleep(0)
+    assert await crashed.step() == 1
+    await asyncio.wait_for(publishing, 1)
+    assert await _counts(app) == (5, 0)  # the worker dies here, its rollups not written
+
+    successor = _worker(app, InProcessBus(), "embedded", block_ms=10)
+    assert await successor.step() == 0
+    assert await _counts(app) == (5, 5)
+    assert successor.stats.recovered_events == 5
+    await crashed.settled()  # had it lived on: nothing is counted twice
+    assert await _counts(app) == (5, 5)

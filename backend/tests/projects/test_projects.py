@@ -3,11 +3,11 @@ import pytest
 from fastapi import FastAPI
 
 from pulseboard.sources import service
-from tests.factories import Actor, create_actor, create_project
+from tests.factories import Actor, create_actor, create_project, read_session
 
 
 async def lookup_key(app: FastAPI, key: str) -> str | None:
-    async with app.state.pulseboard.sessions() as session:
+    async with read_session(app) as session:
         target = await service.resolve_write_key(session, key)
         return None if target is None else str(target.project_id)
 
