@@ -353,8 +353,26 @@ class SqlitePipelineRepository(PipelineRepository):
     async def claim_event_ids(
         self, keys: Sequence[tuple[uuid.UUID, uuid.UUID, Any]]
     ) -> set[tuple[uuid.UUID, uuid.UUID]]:
-        rows = [{"project_id": p, "id": i, "timestamp": t} for p, i, t in keys]
-        return {(p, i) for p, _, i in await self.insert_new(EVENT_IDS, rows)}
+        # The claimed keys come back as SQLite holds them, and are looked up by that text
+        # rather than converted back (two uuids and a timestamp a row).
+        names = ("project_id", "id", "timestamp")
+        binders = self._binders([EVENT_IDS.c[name] for name in names])
+        per_statement = SQLITE_MAX_VALUES // len(names)
+        claimed: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        for start in range(0, len(keys), per_statement):
+            chunk = keys[start : start + per_statement]
+            bound = [self._bind(binders, key) for key in chunk]
+            by_text = {(row[0], row[1]): key[:2] for row, key in zip(bound, chunk, strict=True)}
+            sql = (
+                f"INSERT INTO event_ids ({', '.join(names)}) VALUES "
+                + ", ".join("(?, ?, ?)" for _ in chunk)
+                + " ON CONFLICT DO NOTHING RETURNING project_id, id"
+            )
+            params = [value for row in bound for value in row]
+            claimed.update(
+                by_text[(project, event)] for project, event in await self._run(sql, params)
+            )
+        return claimed
 
     async def insert_all(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         names = [column.name for column in table.columns]
