@@ -126,10 +126,6 @@ def server(env: dict[str, str], workers: int, cwd: Path) -> Iterator[str]:
         log.close()
 
 
-def write_key(base: str) -> str:
-    return project_key(base)[1]
-
-
 def project_key(base: str) -> tuple[str, str]:
     """A new user's access token and the write key of a new project of theirs."""
     with httpx.Client(base_url=base, timeout=30) as http:
@@ -199,7 +195,7 @@ def bench_api(seconds: int, directory: Path) -> dict[str, Any]:
         [PULSEBOARD, "migrate"], env={**os.environ, **env}, check=True, capture_output=True
     )
     with server(env, workers=2, cwd=directory) as base:
-        script = post_script(directory, write_key(base))
+        script = post_script(directory, project_key(base)[1])
         wrk(f"{base}/api/v1/events/ingest", 2, 32, script)  # warm up caches and connections
         ingest = wrk(f"{base}/api/v1/events/ingest", seconds, 32, script)
         floor = wrk(f"{base}/api/v1/nothing-here", seconds, 32)

@@ -41,20 +41,11 @@ class Browser(FastHttpUser):
     def on_start(self) -> None:
         self.distinct_id = f"user-{uuid.uuid4().hex[:12]}"
         self.session_id = f"session-{uuid.uuid4().hex[:12]}"
-        self.headers = {"X-API-Key": os.environ["PULSEBOARD_WRITE_KEY"]}
 
     @task
     def send_batch(self) -> None:
         batch = [self._event() for _ in range(BATCH)]
-        with self.client.post(
-            "/api/v1/events/ingest",
-            json={"events": batch},
-            headers=self.headers,
-            name="events/ingest",
-            catch_response=True,
-        ) as response:
-            if response.status_code != 202:
-                response.failure(f"{response.status_code}: {response.text[:200]}")
+        _post(self, "/api/v1/events/ingest", {"events": batch}, "events/ingest")
 
     def _event(self) -> dict[str, Any]:
         return {
@@ -74,9 +65,6 @@ class Server(FastHttpUser):
     wait_time = between(0.5, 1.5)
     weight = 1
 
-    def on_start(self) -> None:
-        self.headers = {"X-API-Key": os.environ["PULSEBOARD_WRITE_KEY"]}
-
     @task
     def send_metrics(self) -> None:
         points = [
@@ -87,12 +75,14 @@ class Server(FastHttpUser):
             }
             for _ in range(BATCH)
         ]
-        with self.client.post(
-            "/api/v1/metrics",
-            json={"metrics": points},
-            headers=self.headers,
-            name="metrics",
-            catch_response=True,
-        ) as response:
-            if response.status_code != 202:
-                response.failure(f"{response.status_code}: {response.text[:200]}")
+        _post(self, "/api/v1/metrics", {"metrics": points}, "metrics")
+
+
+def _post(user: FastHttpUser, path: str, body: dict[str, Any], name: str) -> None:
+    """Post with the write key; anything but a 202 counts as a failure, with its reason."""
+    headers = {"X-API-Key": os.environ["PULSEBOARD_WRITE_KEY"]}
+    with user.client.post(
+        path, json=body, headers=headers, name=name, catch_response=True
+    ) as response:
+        if response.status_code != 202:
+            response.failure(f"{response.status_code}: {response.text[:200]}")

@@ -357,22 +357,10 @@ class SqlitePipelineRepository(PipelineRepository):
         # rather than converted back (two uuids and a timestamp a row).
         names = ("project_id", "id", "timestamp")
         binders = self._binders([EVENT_IDS.c[name] for name in names])
-        per_statement = SQLITE_MAX_VALUES // len(names)
-        claimed: set[tuple[uuid.UUID, uuid.UUID]] = set()
-        for start in range(0, len(keys), per_statement):
-            chunk = keys[start : start + per_statement]
-            bound = [self._bind(binders, key) for key in chunk]
-            by_text = {(row[0], row[1]): key[:2] for row, key in zip(bound, chunk, strict=True)}
-            sql = (
-                f"INSERT INTO event_ids ({', '.join(names)}) VALUES "
-                + ", ".join("(?, ?, ?)" for _ in chunk)
-                + " ON CONFLICT DO NOTHING RETURNING project_id, id"
-            )
-            params = [value for row in bound for value in row]
-            claimed.update(
-                by_text[(project, event)] for project, event in await self._run(sql, params)
-            )
-        return claimed
+        bound = [self._bind(binders, key) for key in keys]
+        by_text = {(row[0], row[1]): key[:2] for row, key in zip(bound, keys, strict=True)}
+        returned = await self._insert_returning(EVENT_IDS, names, bound, ("project_id", "id"))
+        return {by_text[(project, event)] for project, event in returned}
 
     async def insert_all(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         names = [column.name for column in table.columns]
@@ -391,28 +379,38 @@ class SqlitePipelineRepository(PipelineRepository):
         await connection.exec_driver_sql(sql, [tuple(self._bind(binders, row)) for row in rows])
 
     async def insert_new(self, table: Table, rows: Sequence[dict[str, Any]]) -> set[RawKey]:
-        columns = list(table.columns)
-        binders = self._binders(columns)
-        per_statement = SQLITE_MAX_VALUES // len(columns)
-        placeholders = "(" + ", ".join("?" for _ in columns) + ")"
+        names = [column.name for column in table.columns]
+        binders = self._binders(list(table.columns))
+        bound = [self._bind(binders, (row[name] for name in names)) for row in rows]
         readers = self._readers([table.c[name] for name in RAW_KEY])
+        returned = await self._insert_returning(table, names, bound, RAW_KEY)
         inserted: set[RawKey] = set()
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            params = [
-                value
-                for row in chunk
-                for value in self._bind(binders, (row[c.name] for c in columns))
-            ]
-            sql = (
-                f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) VALUES "
-                + ", ".join(placeholders for _ in chunk)
-                + f" ON CONFLICT DO NOTHING RETURNING {', '.join(RAW_KEY)}"
-            )
-            for row in await self._run(sql, params):
-                project_id, timestamp, event_id = self._read(readers, row)
-                inserted.add((project_id, timestamp, event_id))
+        for row in returned:
+            project_id, timestamp, row_id = self._read(readers, row)
+            inserted.add((project_id, timestamp, row_id))
         return inserted
+
+    async def _insert_returning(
+        self,
+        table: Table,
+        names: Sequence[str],
+        bound: Sequence[Sequence[Any]],
+        returning: Sequence[str],
+    ) -> list[Any]:
+        """Insert bound rows, skipping those already stored, in multi-row statements; the
+        `returning` columns of those inserted, as SQLite returns them."""
+        per_statement = SQLITE_MAX_VALUES // len(names)
+        placeholders = "(" + ", ".join("?" for _ in names) + ")"
+        returned: list[Any] = []
+        for start in range(0, len(bound), per_statement):
+            chunk = bound[start : start + per_statement]
+            sql = (
+                f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "
+                + ", ".join(placeholders for _ in chunk)
+                + f" ON CONFLICT DO NOTHING RETURNING {', '.join(returning)}"
+            )
+            returned += await self._run(sql, [value for row in chunk for value in row])
+        return returned
 
     async def load_rollups(
         self, table: Table, key: tuple[str, ...], values: tuple[str, ...], keys: Sequence[Any]

@@ -57,18 +57,18 @@ async def ensure_partitions(partitions: Partitions, batches: list[Batch]) -> Non
 
 async def store(session: AsyncSession, batches: list[Batch]) -> Stored:
     """Store the batches' new rows and roll them up, in the caller's transaction."""
-    stored = await store_raw(session, batches)
-    await roll_up(session, stored)
+    repository = PipelineRepository.for_session(session)
+    stored = await store_raw(repository, batches)
+    await roll_up(repository, stored)
     return stored
 
 
-async def store_raw(session: AsyncSession, batches: list[Batch]) -> Stored:
+async def store_raw(repository: PipelineRepository, batches: list[Batch]) -> Stored:
     """Store the rows that are new and count them per source; return them."""
-    repository = PipelineRepository.for_session(session)
     events, metrics = _raw_rows(batches)
     new_events = await _store_new_events(repository, events)
     new_metrics = await _store_new_metrics(repository, metrics)
-    await _count_per_source(session, new_events, new_metrics)
+    await _count_per_source(repository.session, new_events, new_metrics)
     stored = Stored()
     for row in new_events:
         stored.events[row["project_id"]].append(row)
@@ -77,9 +77,8 @@ async def store_raw(session: AsyncSession, batches: list[Batch]) -> Stored:
     return stored
 
 
-async def roll_up(session: AsyncSession, stored: Stored) -> None:
+async def roll_up(repository: PipelineRepository, stored: Stored) -> None:
     """Merge what these new rows add into the rollups (each row needs `_timezone`)."""
-    repository = PipelineRepository.for_session(session)
     new_events = [row for rows in stored.events.values() for row in rows]
     new_metrics = [row for rows in stored.metrics.values() for row in rows]
     await repository.lock_rollups({*stored.events, *stored.metrics})
