@@ -305,34 +305,10 @@ async def drain(database: str, messages: list[bytes], workers: int) -> float:
 
 async def copy_reference(database: str, messages: list[bytes]) -> float:
     """Seconds for one raw COPY of the same rows into a plain table shaped like `events`."""
+    from pulseboard.models import Event
     from pulseboard.pipeline.messages import decode
 
-    columns = [
-        "project_id",
-        "timestamp",
-        "id",
-        "source_id",
-        "event_name",
-        "distinct_id",
-        "session_id",
-        "properties",
-        "page_url",
-        "host",
-        "path",
-        "referrer",
-        "referrer_domain",
-        "utm_source",
-        "utm_medium",
-        "utm_campaign",
-        "utm_term",
-        "utm_content",
-        "browser",
-        "os",
-        "device",
-        "is_bot",
-        "ip_hash",
-        "received_at",
-    ]
+    columns = [column.name for column in Event.__table__.columns]
     records = []
     for payload in messages:
         batch = decode(payload)

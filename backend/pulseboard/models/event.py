@@ -16,6 +16,10 @@ class Event(Base):
 
     The primary key leads with (project_id, timestamp) so that it also serves time-range scans;
     it must hold the partition key, so a repeated uuid is recognised with its timestamp.
+
+    Columns come in the order raw scans read them: fixed-width first, then what filters and counts
+    use, then the dimensions, then what only the raw events list shows (PostgreSQL steps over
+    every column before the one it reads; migration a7c3e9f1d284).
     """
 
     __tablename__ = "events"
@@ -36,23 +40,23 @@ class Event(Base):
     timestamp: Mapped[datetime] = mapped_column(primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     source_id: Mapped[uuid.UUID]
+    received_at: Mapped[datetime]
+    is_bot: Mapped[bool] = mapped_column(default=False)
     event_name: Mapped[str] = mapped_column(String(200))
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONVariant)
     distinct_id: Mapped[str] = mapped_column(String(200))
     session_id: Mapped[str | None] = mapped_column(String(200))
-    properties: Mapped[dict[str, Any]] = mapped_column(JSONVariant)
-    page_url: Mapped[str | None] = mapped_column(Text)
-    host: Mapped[str | None] = mapped_column(String(255))
     path: Mapped[str | None] = mapped_column(String(1000))
-    referrer: Mapped[str | None] = mapped_column(Text)
     referrer_domain: Mapped[str | None] = mapped_column(String(255))
     utm_source: Mapped[str | None] = mapped_column(String(200))
+    browser: Mapped[str | None] = mapped_column(String(64))
+    os: Mapped[str | None] = mapped_column(String(64))
+    device: Mapped[str | None] = mapped_column(String(16))
+    host: Mapped[str | None] = mapped_column(String(255))
+    page_url: Mapped[str | None] = mapped_column(Text)
+    referrer: Mapped[str | None] = mapped_column(Text)
     utm_medium: Mapped[str | None] = mapped_column(String(200))
     utm_campaign: Mapped[str | None] = mapped_column(String(200))
     utm_term: Mapped[str | None] = mapped_column(String(200))
     utm_content: Mapped[str | None] = mapped_column(String(200))
-    browser: Mapped[str | None] = mapped_column(String(64))
-    os: Mapped[str | None] = mapped_column(String(64))
-    device: Mapped[str | None] = mapped_column(String(16))
-    is_bot: Mapped[bool] = mapped_column(default=False)
     ip_hash: Mapped[str | None] = mapped_column(String(64))
-    received_at: Mapped[datetime]

@@ -3,13 +3,15 @@ import random
 import sqlite3
 import uuid
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import command
 from pulseboard.core.db import create_engine, create_sessionmaker
@@ -120,5 +122,98 @@ async def _all_events_rows(settings: Settings) -> dict[tuple[Any, ...], tuple[in
                 )
                 for r in rows
             }
+    finally:
+        await engine.dispose()
+
+
+def test_postgres_events_are_made_again_in_their_new_column_order(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Migration a7c3e9f1d284 rebuilds events column by column, partitions and rows intact,
+    and its downgrade puts the old order back."""
+    url = asyncio.run(_fresh_database(postgres_url, "pulseboard_test_column_order"))
+    settings = make_settings(tmp_path, url)
+    config = alembic_config(settings)
+    command.upgrade(config, "f6a2d9c4b157")
+    start = datetime.now(UTC) - timedelta(days=2)
+    items = [
+        event_item(start + timedelta(hours=7 * i), user=f"u{i}", referrer_domain="a.example")
+        for i in range(8)
+    ]
+    project, source = uuid.uuid4(), uuid.uuid4()
+    asyncio.run(_store(settings, batch(project, source, items)))
+    stored = asyncio.run(_events_table(settings))
+    assert len(stored.rows) == 8
+    assert len(stored.partitions) >= 3
+
+    command.upgrade(config, "head")
+    after = asyncio.run(_events_table(settings))
+    assert after.columns == [column.name for column in Base.metadata.tables["events"].columns]
+    assert after.columns.index("is_bot") < after.columns.index("event_name")
+    assert after.rows == stored.rows
+    assert after.partitions == stored.partitions
+    assert after.indexes == stored.indexes  # the same names, none left with "_new"
+    later = event_item(datetime.now(UTC) + timedelta(days=2), user="later")
+    asyncio.run(_store(settings, batch(project, source, [later])))
+    assert len(asyncio.run(_events_table(settings)).rows) == 9
+
+    command.downgrade(config, "f6a2d9c4b157")
+    before = asyncio.run(_events_table(settings))
+    assert before.columns == stored.columns
+    assert len(before.rows) == 9
+
+
+@dataclass
+class _EventsTable:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    partitions: list[str]
+    indexes: list[str]
+
+
+async def _fresh_database(url: str, name: str) -> str:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            await connection.execute(text(f"CREATE DATABASE {name}"))
+    finally:
+        await engine.dispose()
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def _events_table(settings: Settings) -> _EventsTable:
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            columns = (
+                await connection.execute(
+                    text(
+                        "SELECT attname FROM pg_attribute WHERE attrelid = 'events'::regclass "
+                        "AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+                    )
+                )
+            ).scalars()
+            names = list(columns)
+            # Compared by name: the same values whatever the order of the columns.
+            listed = ", ".join(f'"{name}"' for name in sorted(names))
+            rows = await connection.execute(text(f"SELECT {listed} FROM events ORDER BY id"))
+            partitions = await connection.execute(
+                text(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'events'::regclass ORDER BY 1"
+                )
+            )
+            partition_names = list(partitions.scalars())
+            indexes = await connection.execute(
+                text(
+                    "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                    "JOIN pg_class t ON t.oid = i.indrelid "
+                    "WHERE t.relname = 'events' OR t.relname LIKE 'events\\_p%' ORDER BY 1"
+                )
+            )
+            return _EventsTable(
+                names, [tuple(row) for row in rows], partition_names, list(indexes.scalars())
+            )
     finally:
         await engine.dispose()
