@@ -36,6 +36,7 @@ from pulseboard.models import (
     Session,
     SessionRollup,
 )
+from pulseboard.models.base import UTCDateTime
 from pulseboard.pipeline.rollups import (
     EventKey,
     EventRollupValues,
@@ -326,13 +327,26 @@ class SqlitePipelineRepository(PipelineRepository):
     def _dialect(self) -> Dialect:
         return self.session.get_bind().dialect
 
+    _timestamps: Callable[[Any], Any] | None = None
+
     def _binders(self, columns: Sequence[Column[Any]]) -> list[Any]:
         dialect = self._dialect
         binders = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
         return [
-            _remembering(binder) if binder is not None and column.name in SAME_PER_BATCH else binder
+            self._timestamp_text(binder)
+            if binder is not None and isinstance(column.type, UTCDateTime)
+            else _remembering(binder)
+            if binder is not None and column.name in SAME_PER_BATCH
+            else binder
             for column, binder in zip(columns, binders, strict=True)
         ]
+
+    def _timestamp_text(self, binder: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        # One memo for the whole transaction: an event's timestamp is bound for its claim, its
+        # row and its session, the same datetime object each time.
+        if self._timestamps is None:
+            self._timestamps = _remembering(binder)
+        return self._timestamps
 
     def _readers(self, columns: Sequence[Column[Any]]) -> list[Any]:
         dialect = self._dialect
