@@ -47,6 +47,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # The default page cache (2 MB) made the worker's inserts read index pages back from the OS
+    # again and again, and the default checkpoint (every 1,000 pages of WAL, with an fsync) ran
+    # every few commits, inside the writer's commit. Embedded ingest: +5 to +14 % (three A/B
+    # pairs); 16 MB did as well as 64 MB.
+    cursor.execute("PRAGMA cache_size=-16384")
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 
