@@ -67,6 +67,15 @@ class Deferred:
     def event_count(self) -> int:
         return len(self.events)
 
+    def minutes(self) -> set[tuple[uuid.UUID, int]]:
+        """The (project, minute) cells its rows fall in: what the rollup rows they make grow with
+        (live traffic fills a few, an import of old data up to one per row)."""
+        return {
+            (row[0], int(row[1].timestamp()) // 60)
+            for rows in (self.events, self.metrics)
+            for row in rows
+        }
+
 
 async def store_deferred(
     sessions: async_sessionmaker[AsyncSession], partitions: Partitions, batches: list[Batch]

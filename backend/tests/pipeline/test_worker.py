@@ -3,7 +3,7 @@
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi import FastAPI
@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from pulseboard.core.bus import BusUnavailable, InProcessBus
 from pulseboard.core.redis_bus import RedisStreamBus
 from pulseboard.models import Event, EventRollup
+from pulseboard.pipeline import worker as worker_module
 from pulseboard.pipeline.messages import decode
 from pulseboard.pipeline.partitions import Partitions
 from pulseboard.pipeline.store import store_batches
@@ -215,6 +216,30 @@ async def test_deferred_rows_are_rolled_up_once_the_delay_passes_or_batch_events
     assert await _counts(app) == (16, 12)
     assert await worker.step() == 0  # the read waits out the delay, then rolls up
     assert await _counts(app) == (16, 16)
+    await asyncio.gather(*publishing)
+
+
+async def test_deferred_rows_of_many_minutes_are_rolled_up_without_waiting(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import of old data spreads its rows over many minutes, each making rollup rows of its
+    own: past MAX_DEFERRED_MINUTES (project, minute) cells they are rolled up at once."""
+    monkeypatch.setattr(worker_module, "MAX_DEFERRED_MINUTES", 5)
+    bus = InProcessBus(publish_timeout=5)
+    worker = _worker(app, bus, "embedded", rollup_delay_ms=60_000)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    live = [event_item(datetime.now(UTC), user=f"u{i}") for i in range(4)]
+    spread = [event_item(start + timedelta(minutes=i), user=f"v{i}") for i in range(4)]
+
+    publishing = [asyncio.create_task(bus.publish(message(PROJECT, SOURCE, live)))]
+    await asyncio.sleep(0)
+    assert await worker.step() == 1
+    assert await _counts(app) == (4, 0)  # one or two minutes: held for the delay
+
+    publishing.append(asyncio.create_task(bus.publish(message(PROJECT, SOURCE, spread))))
+    await asyncio.sleep(0)
+    assert await worker.step() == 1
+    assert await _counts(app) == (8, 8)
     await asyncio.gather(*publishing)
 
 
