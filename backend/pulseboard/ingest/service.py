@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -255,13 +256,21 @@ def event_row(
 
 
 def new_uuids(count: int) -> list[str]:
-    """Random version-4 UUIDs as strings, ten times cheaper than `str(uuid.uuid4())` each."""
-    random = os.urandom(16 * count).hex()
+    """Version-7 UUIDs (RFC 9562) as strings: this Unix millisecond, then 74 random bits.
+
+    Ordered by time, so each one lands at the end of the indexes keyed by it (the event
+    uuids' claim table above all) instead of on a random page of them; as PostHog's clients
+    make theirs. Formatted from one buffer of random bytes: ten times cheaper than
+    `str(uuid.uuid4())` each.
+    """
+    stamp = f"{time.time_ns() // 1_000_000:012x}"
+    head = f"{stamp[:8]}-{stamp[8:]}-7"
+    random = os.urandom(10 * count).hex()
     ids = []
-    for start in range(0, 32 * count, 32):
-        h = random[start : start + 32]
-        variant = "89ab"[int(h[16], 16) & 3]
-        ids.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}")
+    for start in range(0, 20 * count, 20):
+        h = random[start : start + 20]
+        variant = "89ab"[int(h[3], 16) & 3]
+        ids.append(f"{head}{h[:3]}-{variant}{h[4:7]}-{h[7:19]}")
     return ids
 
 
