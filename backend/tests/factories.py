@@ -124,7 +124,6 @@ async def read_session(app: FastAPI) -> AsyncIterator[AsyncSession]:
     """A session on the app's database once the embedded worker rolled up all it stored, as
     the API's own reads get."""
     state = app.state.pulseboard
-    if state.settle_rollups is not None:
-        await state.settle_rollups()
+    await state.settle()
     async with state.sessions() as session:
         yield session

@@ -37,8 +37,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
-    if state.settle_rollups is not None:
-        await state.settle_rollups()
+    await state.settle()
     async with session_scope(state.sessions) as session:
         yield session
 

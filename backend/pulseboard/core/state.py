@@ -31,6 +31,11 @@ class AppState:
     limits: Limits
     redis: Redis | None = None
     live: LiveHub | None = None
-    # Embedded mode: rolls up what the in-process worker has stored and not yet rolled up, so
-    # that what a request reads includes every event acknowledged before it.
+    # Embedded mode: the in-process worker's `settled` (see `settle`).
     settle_rollups: Callable[[], Awaitable[None]] | None = None
+
+    async def settle(self) -> None:
+        """Before a read: in embedded mode, have the worker roll up what it stored and has not
+        rolled up yet, so that what is read includes every event acknowledged before it."""
+        if self.settle_rollups is not None:
+            await self.settle_rollups()

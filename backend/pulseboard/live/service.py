@@ -83,10 +83,9 @@ async def read_snapshot(state: AppState, project_id: uuid.UUID, since: str | Non
     events = [event for _, data in history.entries for event in orjson.loads(data)]
     if since is None:
         events = events[-SNAPSHOT_EVENTS:]
-    if state.settle_rollups is not None:
-        # Every event published before the cursor is then counted in the totals, as it is when
-        # rows are rolled up in the transaction that stores them.
-        await state.settle_rollups()
+    # Every event published before the cursor is then counted in the totals, as it is when
+    # rows are rolled up in the transaction that stores them.
+    await state.settle()
     counters = await minute_counters(state.sessions, project_id, utcnow())
     return Snapshot(
         cursor=history.cursor, complete=history.complete, events=events, counters=counters

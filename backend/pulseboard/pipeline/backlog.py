@@ -10,7 +10,7 @@ nothing; SQLite has one writer at a time.
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,19 +62,20 @@ class Deferred:
     id: uuid.UUID
     events: list[tuple[Any, ...]]
     metrics: list[tuple[Any, ...]]
+    # The (project, minute) cells its rows fall in: what the rollup rows they make grow with
+    # (live traffic fills a few, an import of old data up to one per row).
+    minutes: frozenset[tuple[uuid.UUID, int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.minutes = frozenset(
+            (row[0], int(row[1].timestamp()) // 60)
+            for rows in (self.events, self.metrics)
+            for row in rows
+        )
 
     @property
     def event_count(self) -> int:
         return len(self.events)
-
-    def minutes(self) -> set[tuple[uuid.UUID, int]]:
-        """The (project, minute) cells its rows fall in: what the rollup rows they make grow with
-        (live traffic fills a few, an import of old data up to one per row)."""
-        return {
-            (row[0], int(row[1].timestamp()) // 60)
-            for rows in (self.events, self.metrics)
-            for row in rows
-        }
 
 
 async def store_deferred(

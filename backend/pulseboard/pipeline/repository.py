@@ -330,23 +330,21 @@ class SqlitePipelineRepository(PipelineRepository):
     _timestamps: Callable[[Any], Any] | None = None
 
     def _binders(self, columns: Sequence[Column[Any]]) -> list[Any]:
-        dialect = self._dialect
-        binders = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
-        return [
-            self._timestamp_text(binder)
-            if binder is not None and isinstance(column.type, UTCDateTime)
-            else _remembering(binder)
-            if binder is not None and column.name in SAME_PER_BATCH
-            else binder
-            for column, binder in zip(columns, binders, strict=True)
-        ]
+        return [self._binder(column) for column in columns]
 
-    def _timestamp_text(self, binder: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        # One memo for the whole transaction: an event's timestamp is bound for its claim, its
-        # row and its session, the same datetime object each time.
-        if self._timestamps is None:
-            self._timestamps = _remembering(binder)
-        return self._timestamps
+    def _binder(self, column: Column[Any]) -> Any:
+        """The column's conversion to what SQLite stores, remembering what repeats: timestamps
+        through one memo for the whole transaction (an event's is bound for its claim, its row
+        and its session, the same datetime object each time), and the few per-batch values."""
+        dialect = self._dialect
+        binder = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if binder is None:
+            return None
+        if isinstance(column.type, UTCDateTime):
+            if self._timestamps is None:
+                self._timestamps = _remembering(binder)
+            return self._timestamps
+        return _remembering(binder) if column.name in SAME_PER_BATCH else binder
 
     def _readers(self, columns: Sequence[Column[Any]]) -> list[Any]:
         dialect = self._dialect

@@ -94,7 +94,6 @@ class Worker:
         self.stats = WorkerStats()
         self._stopping = asyncio.Event()
         self._deferred: list[Deferred] = []
-        self._deferred_minutes: set[tuple[uuid.UUID, int]] = set()
         self._deferred_since = 0.0  # monotonic time of the oldest deferred entry
         self._rolling_up = asyncio.Lock()
         self._made_at = datetime.now(UTC)
@@ -159,13 +158,19 @@ class Worker:
         """How long a read may wait: until deferred rows are due to be rolled up, if any are."""
         if not self._deferred:
             return self.block_ms
-        if (
-            sum(entry.event_count for entry in self._deferred) >= self.batch_events
-            or len(self._deferred_minutes) >= MAX_DEFERRED_MINUTES
-        ):
+        if self._deferred_full():
             return 0
         left = self.rollup_delay_ms - (time.monotonic() - self._deferred_since) * 1000
         return max(0, min(self.block_ms, int(left)))
+
+    def _deferred_full(self) -> bool:
+        """Whether the deferred rows are to be rolled up now, whatever the delay: they hold
+        `batch_events` events, or span MAX_DEFERRED_MINUTES (project, minute) cells."""
+        if sum(entry.event_count for entry in self._deferred) >= self.batch_events:
+            return True
+        cells: set[tuple[uuid.UUID, int]] = set()
+        cells.update(*(entry.minutes for entry in self._deferred))
+        return len(cells) >= MAX_DEFERRED_MINUTES
 
     async def settled(self) -> None:
         """Roll up now whatever this worker deferred (one attempt; a failure is logged, and the
@@ -179,7 +184,6 @@ class Worker:
         Rows given up on stay in the backlog, for the next worker to start."""
         async with self._rolling_up:
             deferred, self._deferred = self._deferred, []
-            self._deferred_minutes = set()
             if not deferred:
                 return
             attempt = 0
@@ -204,16 +208,10 @@ class Worker:
             self.stats.rollups += 1
         await self._notify(stored, self.on_rolled_up)
 
-    def _defer(
-        self, entries: list[Deferred], minutes: set[tuple[uuid.UUID, int]] | None = None
-    ) -> None:
-        """Hold these entries for the next rollup (`minutes`: their cells, when known)."""
+    def _defer(self, entries: list[Deferred]) -> None:
         if entries and not self._deferred:
             self._deferred_since = time.monotonic()
         self._deferred = entries
-        if minutes is None:
-            minutes = set().union(*(entry.minutes() for entry in entries))
-        self._deferred_minutes = minutes
 
     async def _recover_due(self) -> None:
         """At start, and then every `claim_idle_ms`: roll up what workers that stopped left
@@ -280,7 +278,7 @@ class Worker:
             return await store_batches(self.sessions, self.partitions, batches)
         stored, deferred = await store_deferred(self.sessions, self.partitions, batches)
         if deferred is not None:
-            self._defer([*self._deferred, deferred], self._deferred_minutes | deferred.minutes())
+            self._defer([*self._deferred, deferred])
         return stored
 
     async def _notify(self, stored: Stored, callbacks: Sequence[OnStored]) -> None:
