@@ -21,7 +21,7 @@ from pulseboard.orgs.permissions import Action
 from pulseboard.projects import service as projects_service
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.pulseboard
     return state
 
@@ -29,7 +29,7 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
@@ -46,7 +46,7 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_auth_context(session: SessionDep, state: StateDep) -> AuthContext:
+async def get_auth_context(session: SessionDep, state: StateDep) -> AuthContext:
     return AuthContext(session=session, settings=state.settings, passwords=state.passwords)
 
 
