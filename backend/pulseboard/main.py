@@ -19,6 +19,7 @@ from pulseboard.core.bus import Bus, InProcessBus
 from pulseboard.core.cache import Cache, InProcessCache, RedisCache
 from pulseboard.core.db import create_engine, create_sessionmaker
 from pulseboard.core.errors import install_error_handlers
+from pulseboard.core.nul import RejectNulMiddleware
 from pulseboard.core.pubsub import InProcessPubSub, PubSub, RedisPubSub
 from pulseboard.core.redis_bus import RedisStreamBus
 from pulseboard.core.runtime import tune_gc
@@ -29,7 +30,7 @@ from pulseboard.exports.router import router as exports_router
 from pulseboard.graphql.router import graphql_router
 from pulseboard.health import router as health_router
 from pulseboard.imports.router import router as imports_router
-from pulseboard.ingest.cors import IngestCORSMiddleware
+from pulseboard.ingest.cors import INGEST_PATHS, IngestCORSMiddleware
 from pulseboard.ingest.enrich import warm_up
 from pulseboard.ingest.keys import KeyCache
 from pulseboard.ingest.router import router as ingest_router
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     install_error_handlers(app)
+    app.add_middleware(RejectNulMiddleware, item_checked=INGEST_PATHS)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -147,7 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
         )
     # Outermost, so that ingest answers browsers from any site (the key decides, not CORS).
-    app.add_middleware(IngestCORSMiddleware, paths=("/api/v1/events/ingest", "/api/v1/metrics"))
+    app.add_middleware(IngestCORSMiddleware, paths=INGEST_PATHS)
 
     v1 = APIRouter(prefix="/api/v1")
     for router in (

@@ -52,6 +52,8 @@ DIMENSIONS: dict[str, Dimension] = {
 def field_of(name: str) -> Field | None:
     """The dimension of that name, else the property key (`plan` or `properties.plan`)."""
     name = name.strip()
+    if "\x00" in name:  # no key can hold one (PostgreSQL text cannot)
+        return None
     if name.startswith(PROPERTY_PREFIX):
         key = name.removeprefix(PROPERTY_PREFIX)
         return Property(key) if 0 < len(key) <= MAX_KEY_LENGTH else None

@@ -4,6 +4,7 @@
 `neq` matches events whose value differs or is unset.
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -81,6 +82,10 @@ def _parse_one(index: int, item: Any) -> Filter:
         known = ", ".join(op.value for op in PUBLIC_OPS)
         raise InvalidQuery(f"{where}.op must be one of {known}")
     value = item.get("value")
+    if _out_of_range(value):
+        raise InvalidQuery(
+            f"{where}.value must hold finite numbers within 64 bits (no NaN or Infinity)"
+        )
     match op:
         case Op.IS_SET:
             return Filter(field, op)
@@ -101,6 +106,15 @@ def _parse_one(index: int, item: Any) -> Filter:
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise InvalidQuery(f"{where}.value must be a string or number for {op.value}")
             return Filter(field, op, _text(value))
+
+
+def _out_of_range(value: Any) -> bool:
+    """NaN, infinities and integers past 64 bits: JSON cannot store them, nor SQL compare them."""
+    if isinstance(value, list):
+        return any(_out_of_range(v) for v in value)
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63
 
 
 def _has_nul(value: Any) -> bool:

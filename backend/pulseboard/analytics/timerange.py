@@ -154,7 +154,11 @@ def resolve(
 def _utc(moment: datetime, name: str) -> datetime:
     if moment.tzinfo is None:
         raise InvalidQuery(f"`{name}` needs a timezone offset (ISO 8601, such as Z)")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        # Year 1 at +01:00 (or 9999-12-31 at -01:00) is valid ISO 8601 but has no UTC datetime.
+        raise InvalidQuery(f"`{name}` is out of range") from None
 
 
 def _days(first: date, stop: date, timezone: str) -> TimeRange:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from pulseboard.core.errors import PulseboardError
+from pulseboard.core.errors import PulseboardError, Unprocessable
 from pulseboard.core.settings import Settings
 
 
@@ -32,12 +32,37 @@ def create_engine(settings: Settings) -> AsyncEngine:
         "json_deserializer": orjson.loads,
     }
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **common)
+        engine = create_async_engine(
+            url, pool_size=10, max_overflow=20, pool_pre_ping=True, **common
+        )
+        event.listen(engine.sync_engine, "handle_error", _refused_value)
+        return engine
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 30}, **common)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+# Values PostgreSQL refuses, by SQLSTATE: what the caller sent, never a fault of the server.
+# Requests are checked before they get here (NUL characters, dates, numbers); this is the net.
+REFUSED_VALUES = {
+    "22021": "A value holds a NUL character or bytes that are not UTF-8, which cannot be stored",
+    "22P05": "A JSON value holds a NUL character (\\u0000), which cannot be stored",
+    "22003": "A number is out of range: past what a double holds, such as a sum of huge values",
+    "22008": "A date or time is out of range",
+}
+
+
+class ValueRefused(Unprocessable):
+    code = "value_refused"
+
+
+def _refused_value(context: ExceptionContext) -> BaseException | None:
+    """Raise a value the database refused as a 422 instead of a 500 (the transaction is rolled
+    back, so nothing of the request is stored)."""
+    reason = REFUSED_VALUES.get(getattr(context.original_exception, "sqlstate", None) or "")
+    return ValueRefused(reason) if reason else None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,5 +1,7 @@
+import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
@@ -18,8 +20,15 @@ def _csv(chunks: AsyncIterator[str], name: str) -> StreamingResponse:
     return StreamingResponse(
         chunks,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        headers={"Content-Disposition": _as_file(name)},
     )
+
+
+def _as_file(name: str) -> str:
+    """An attachment named after the query, which may hold any character (a property key):
+    an ASCII fallback, and the exact name as RFC 6266 spells it (headers are Latin-1 only)."""
+    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    return f"attachment; filename=\"{fallback}.csv\"; filename*=UTF-8''{quote(name)}.csv"
 
 
 async def _from_rows(rows: Iterable[Sequence[Any]]) -> AsyncIterator[str]:

@@ -20,7 +20,7 @@ from pulseboard.core.state import AppState
 from pulseboard.imports.parsing import Row, Upload, read_rows
 from pulseboard.imports.repository import ImportJobRepository
 from pulseboard.imports.schemas import ImportRead
-from pulseboard.ingest.schemas import EventIn, as_utc
+from pulseboard.ingest.schemas import CheckedEventIn, EventIn, as_utc
 
 # The ingest API's own row building and publishing, so that the worker cannot tell them apart.
 from pulseboard.ingest.service import (
@@ -177,7 +177,7 @@ class _Run:
 
     def _event(self, row: Row, now: datetime) -> tuple[EventIn, datetime] | str:
         try:
-            event = EventIn.model_validate(row.values, context=self.context)
+            event = CheckedEventIn.model_validate(row.values, context=self.context)
         except ValidationError as exc:
             return "; ".join(
                 f"{'.'.join(str(part) for part in error['loc']) or 'row'}: {error['msg']}"
@@ -186,7 +186,10 @@ class _Run:
         # Required here: without it a re-import would land on another moment, stored twice.
         if event.timestamp is None:
             return "timestamp: is required in an import"
-        moment = as_utc(event.timestamp)
+        try:
+            moment = as_utc(event.timestamp)
+        except OverflowError:  # year 1 at +01:00: valid ISO 8601, and no UTC datetime
+            return "timestamp: is out of range"
         problem = timestamp_problem(moment, now, IMPORT_MAX_AGE, self.state.limits.max_future)
         return (event, moment) if problem is None else f"timestamp: {problem}"
 

@@ -1,12 +1,14 @@
 """Reading an ingest body: size-capped, gzip-aware, UTF-8 JSON, each failure a clear 4xx."""
 
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi import Request, status
 
 from pulseboard.core.errors import PulseboardError
+from pulseboard.core.nul import has_escaped_nul
 
 ACCEPTED_TYPES = ("application/json", "text/plain", "")
 
@@ -26,7 +28,14 @@ class MalformedBody(PulseboardError):
     code = "malformed_body"
 
 
-async def read_json(request: Request, limit: int) -> Any:
+@dataclass(frozen=True, slots=True)
+class JsonBody:
+    value: Any
+    # Whether the JSON text holds a NUL (`\u0000`): only then are the items' texts checked.
+    has_nul: bool
+
+
+async def read_json(request: Request, limit: int) -> JsonBody:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in ACCEPTED_TYPES:
         raise UnsupportedMediaType(
@@ -56,7 +65,7 @@ async def read_json(request: Request, limit: int) -> Any:
     except UnicodeDecodeError as exc:
         raise MalformedBody(f"The body is not valid UTF-8 (byte {exc.start})") from exc
     try:
-        return orjson.loads(body)
+        return JsonBody(orjson.loads(body), has_escaped_nul(body))
     except orjson.JSONDecodeError as exc:
         raise MalformedBody(f"The body is not valid JSON: {exc}") from exc
 

@@ -7,6 +7,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ALLOW_HEADERS = "content-type, content-encoding, x-api-key"
+# Where events and metric samples are sent (POST); GET /api/v1/metrics lists metrics.
+INGEST_PATHS = ("/api/v1/events/ingest", "/api/v1/metrics")
 
 
 class IngestCORSMiddleware:

@@ -210,7 +210,8 @@ def _strip_port(host: str) -> str:
 def _capped(value: str | None, *, lower: bool = False) -> str | None:
     if value is None:
         return None
-    value = value.strip()[:MAX_UTM]
+    # A query value is percent-decoded: `%00` would be a NUL, which no column can hold.
+    value = value.replace("\x00", "").strip()[:MAX_UTM]
     if not value:
         return None
     return value.lower() if lower else value

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Header, Request, status
 from pulseboard.core.deps import StateDep
 from pulseboard.core.state import AppState
 from pulseboard.ingest import service
-from pulseboard.ingest.body import read_json
+from pulseboard.ingest.body import JsonBody, read_json
 from pulseboard.ingest.enrich import client_ip
 from pulseboard.ingest.schemas import Accepted, BatchRejected
 from pulseboard.sources.service import IngestTarget
@@ -36,10 +36,10 @@ def _client(request: Request, trust_proxy: bool) -> service.Client:
 
 async def _open(
     request: Request, state: AppState, api_key: str | None, origin: str | None
-) -> tuple[Any, IngestTarget]:
+) -> tuple[JsonBody, IngestTarget]:
     """The body (size-capped, decoded) and the source its write key opens."""
     body = await read_json(request, state.settings.ingest_max_body_bytes)
-    target = await service.authenticate(state, service.api_key_of(body, api_key), origin)
+    target = await service.authenticate(state, service.api_key_of(body.value, api_key), origin)
     return body, target
 
 

@@ -14,8 +14,10 @@ from pulseboard.core.bus import BusUnavailable
 from pulseboard.core.errors import Forbidden, NotAuthenticated, ServiceUnavailable, Unprocessable
 from pulseboard.core.security import utcnow
 from pulseboard.core.state import AppState
+from pulseboard.ingest.body import JsonBody
 from pulseboard.ingest.enrich import Agent, ip_hash, page_parts, parse_user_agent, referrer_domain
 from pulseboard.ingest.schemas import (
+    CheckedEventBatch,
     EventBatch,
     EventIn,
     ItemError,
@@ -62,7 +64,7 @@ class Client:
 
 
 async def authenticate(state: AppState, key: str | None, origin: str | None) -> IngestTarget:
-    if not key:
+    if not key or "\x00" in key:  # no key holds a NUL (nor could the database look one up)
         raise InvalidApiKey()
 
     async def load(value: str) -> IngestTarget | None:
@@ -97,9 +99,13 @@ def api_key_of(body: Any, header: str | None) -> str | None:
     return key if isinstance(key, str) else None
 
 
-async def ingest_events(state: AppState, target: IngestTarget, body: Any, client: Client) -> int:
+async def ingest_events(
+    state: AppState, target: IngestTarget, body: JsonBody, client: Client
+) -> int:
     limits = state.limits
-    batch = _validate(EventBatch, body, "events", limits)
+    batch = _validate(
+        CheckedEventBatch if body.has_nul else EventBatch, body.value, "events", limits
+    )
     now = utcnow()
     timestamps = _timestamps([e.timestamp for e in batch.events], batch.sent_at, now, limits)
     salt = await state.salts.salt_for(now.date())
@@ -113,9 +119,9 @@ async def ingest_events(state: AppState, target: IngestTarget, body: Any, client
     return len(rows)
 
 
-async def ingest_metrics(state: AppState, target: IngestTarget, body: Any) -> int:
+async def ingest_metrics(state: AppState, target: IngestTarget, body: JsonBody) -> int:
     limits = state.limits
-    batch = _validate(MetricBatch, body, "metrics", limits)
+    batch = _validate(MetricBatch, body.value, "metrics", limits)
     now = utcnow()
     timestamps = _timestamps([m.timestamp for m in batch.metrics], batch.sent_at, now, limits)
     rows = [
@@ -130,6 +136,8 @@ async def ingest_metrics(state: AppState, target: IngestTarget, body: Any) -> in
 
 Batch = TypeVar("Batch", EventBatch, MetricBatch)
 SKEW_TOLERANCE = timedelta(minutes=1)
+OUT_OF_RANGE = "is out of range"
+OUT_OF_RANGE_SKEWED = "is out of range once moved by the sender's clock skew (sent_at)"
 
 
 def _validate(model: type[Batch], body: Any, field: str, limits: Limits) -> Batch:
@@ -179,7 +187,14 @@ def _timestamps(
     result: list[datetime] = []
     errors: list[ItemError] = []
     for index, moment in enumerate(given):
-        corrected = as_utc(moment) + skew if moment else now
+        try:
+            corrected = as_utc(moment) + skew if moment else now
+        except OverflowError:
+            # Valid ISO 8601 past what a datetime holds (year 1 at +01:00), or moved there.
+            reason = OUT_OF_RANGE_SKEWED if skew else OUT_OF_RANGE
+            errors.append(ItemError(index=index, field="timestamp", reason=reason))
+            result.append(now)
+            continue
         problem = timestamp_problem(corrected, now, limits.max_age, limits.max_future)
         if problem is not None:
             errors.append(ItemError(index=index, field="timestamp", reason=problem))

@@ -9,6 +9,7 @@
 Evaluation is per point: a missing operand (None) or a division by zero gives None.
 """
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -126,7 +127,10 @@ class _Parser:
         kind, value, at = self.tokens[self.index]
         self.index += 1
         if kind == "number":
-            return Number(float(value))
+            number = float(value)
+            if not math.isfinite(number):
+                raise FormulaError(f"The number at position {at + 1} is too large")
+            return Number(number)
         if kind == "name":
             return Name(value)
         if value == "(":
@@ -157,17 +161,23 @@ def names(node: Node) -> set[str]:
 
 
 def evaluate(node: Node, values: Mapping[str, float | None]) -> float | None:
-    """The formula's value at one point; None when an operand is None or a divisor is 0."""
+    """The formula's value at one point; None when an operand is None, a divisor is 0, or the
+    result is past the range of a double (1e308 * 1e308)."""
+    value = _evaluate(node, values)
+    return value if value is None or math.isfinite(value) else None
+
+
+def _evaluate(node: Node, values: Mapping[str, float | None]) -> float | None:
     match node:
         case Number(value):
             return value
         case Name(name):
             return values.get(name)
         case Negative(operand):
-            inner = evaluate(operand, values)
+            inner = _evaluate(operand, values)
             return None if inner is None else -inner
         case Binary(op, left, right):
-            a, b = evaluate(left, values), evaluate(right, values)
+            a, b = _evaluate(left, values), _evaluate(right, values)
             if a is None or b is None:
                 return None
             return _OPERATORS[op](a, b)

@@ -6,6 +6,7 @@ definition counts through the analytics path or aggregates a property from raw e
 evaluates its operands' series point by point.
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -307,12 +308,18 @@ def _series_of(
     empty = aggregation.read(Stats())
     values = {
         group: [
-            aggregation.read(stats) if (stats := found.get((index, group))) else empty
+            _finite(aggregation.read(stats)) if (stats := found.get((index, group))) else empty
             for index in range(len(spans))
         ]
         for group in groups
     }
     return Series(values, empty)
+
+
+def _finite(value: float | None) -> float | None:
+    """No number where the samples' sum or mean is past the range of a double (SQLite's sum
+    gives infinity there; PostgreSQL refuses the query, a 422)."""
+    return value if value is None or math.isfinite(value) else None
 
 
 def _field(key: str) -> Field:

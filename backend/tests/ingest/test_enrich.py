@@ -252,6 +252,13 @@ def test_page_parts_caps_lengths() -> None:
     assert page.utm_source == "s"
 
 
+def test_percent_encoded_nuls_leave_utm_values() -> None:
+    # `%00` decodes to a NUL, which no column can hold: it is dropped, the rest kept.
+    page = page_parts("https://example.com/?utm_campaign=spr%00ing&utm_source=%00")
+    assert page.utm_campaign == "spring"
+    assert page.utm_source is None
+
+
 @pytest.mark.parametrize(
     ("url", "host", "path"),
     [

@@ -44,6 +44,19 @@ INVALID_EVENTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("too far ahead", pageview(timestamp=_now(hours=2)), "timestamp", "ahead"),
     ("bad timestamp", pageview(timestamp="yesterday-ish"), "timestamp", "datetime"),
     ("bad uuid", pageview(uuid="not-a-uuid"), "uuid", "UUID"),
+    # Valid ISO 8601 with no UTC datetime: year 1 at +01:00 is in year 0.
+    (
+        "timestamp past datetime's range",
+        pageview(timestamp="0001-01-01T00:00:00+01:00"),
+        "timestamp",
+        "out of range",
+    ),
+    ("NUL in the name", pageview(event="sign\x00up"), "event", "NUL"),
+    ("NUL in the distinct id", pageview(distinct_id="u\x001"), "distinct_id", "NUL"),
+    ("NUL in the page URL", pageview(page_url="https://a.example/\x00"), "page_url", "NUL"),
+    ("NUL in a property", pageview(properties={"plan": "p\x00ro"}), "properties", "NUL"),
+    ("NUL in a property key", pageview(properties={"pl\x00an": 1}), "properties", "NUL"),
+    ("nested NUL", pageview(properties={"a": [{"b": "\x00"}]}), "properties", "NUL"),
 ]
 
 
@@ -194,6 +207,8 @@ async def test_keys_that_do_not_open_ingest(
         ({"name": "", "value": 1}, "name"),
         ({"name": "cpu", "value": 1, "tags": {"host": {"nested": 1}}}, "tags.host"),
         ({"name": "cpu", "value": 1, "timestamp": _now(days=-10)}, "timestamp"),
+        ({"name": "c\x00pu", "value": 1}, "name"),
+        ({"name": "cpu", "value": 1, "tags": {"host": "a\x00"}}, "tags"),
     ],
 )
 async def test_invalid_metrics_store_nothing(
@@ -214,3 +229,43 @@ async def test_invalid_metrics_store_nothing(
     assert errors[0]["index"] == 1
     assert errors[0]["field"].startswith(field)
     assert await count_rows(app, MetricPoint) == 0
+
+
+async def test_a_sent_at_that_moves_timestamps_out_of_range_is_refused(
+    client: httpx.AsyncClient, app: FastAPI, project: dict[str, Any]
+) -> None:
+    # A clock some 8,000 years ahead: moved back by as much, the event would be before year 1.
+    response = await client.post(
+        URL,
+        json={"events": [pageview(timestamp=_now())], "sent_at": "9999-12-31T00:00:00Z"},
+        headers={"X-API-Key": project["write_key"]},
+    )
+    assert response.status_code == 422, response.text
+    assert "sent_at" in response.json()["errors"][0]["reason"]
+    assert await count_rows(app) == 0
+
+
+async def test_a_literal_backslash_u0000_is_text_not_a_nul(
+    client: httpx.AsyncClient, app: FastAPI, project: dict[str, Any]
+) -> None:
+    response = await ingest(client, project["write_key"], [pageview(properties={"p": "\\u0000"})])
+    assert response.status_code == 202, response.text
+    assert await count_rows(app) == 1
+
+
+async def test_optional_fields_sent_as_null_are_taken(
+    client: httpx.AsyncClient, app: FastAPI, project: dict[str, Any]
+) -> None:
+    event = pageview(distinct_id=None, session_id=None, referrer=None, timestamp=None)
+    response = await ingest(client, project["write_key"], [event])
+    assert response.status_code == 202, response.text
+    assert await count_rows(app) == 1
+
+
+async def test_a_key_in_the_body_with_a_nul_is_a_wrong_key(
+    client: httpx.AsyncClient, app: FastAPI, project: dict[str, Any]
+) -> None:
+    body = {"events": [pageview()], "api_key": project["write_key"] + "\x00"}
+    response = await client.post(URL, json=body)
+    assert response.status_code == 401, response.text
+    assert await count_rows(app) == 0

@@ -249,6 +249,12 @@ BAD_DEFINITIONS = [
         "'visitors', which the project does not define",
     ),
     ({"name": "x", "formula": "x + 1"}, "refers to itself: x → x"),
+    ({"name": "x", "formula": "signups * 1e999"}, "too large"),
+    ({"name": "x", "event": "sign\x00up"}, "NUL"),
+    (
+        {"name": "x", "event": "purchase", "filters": [{"key": "n", "op": "eq", "value": 2**64}]},
+        "within 64 bits",
+    ),
 ]
 
 
@@ -267,6 +273,22 @@ async def test_bad_definitions_get_a_422_that_says_why(
         assert reason in str(response.json()["detail"])
     listed = await client.get(path(project), headers=owner.headers)
     assert [d["name"] for d in listed.json()] == ["signups"]
+
+
+async def test_a_filter_value_of_nan_is_refused(
+    client: httpx.AsyncClient, owner: Actor, project: Project
+) -> None:
+    # Python's JSON reads NaN and Infinity (no JSON allows them), and could not store them back.
+    for value in (b"NaN", b"Infinity"):
+        response = await client.post(
+            path(project),
+            content=b'{"name": "x", "event": "e", "filters": [{"key": "n", "op": "gt", "value": '
+            + value
+            + b"}]}",
+            headers={**owner.headers, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        assert "no NaN or Infinity" in response.json()["detail"]
 
 
 async def test_cycles_renames_and_deletes_that_would_break_a_formula_are_refused(

@@ -5,7 +5,7 @@ import binascii
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
@@ -247,10 +247,12 @@ def _cursor_key(cursor: str | None) -> tuple[datetime, str] | None:
         return None
     try:
         moment, tie = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        key = datetime.fromisoformat(moment), str(tie)
-    except (binascii.Error, ValueError, TypeError):
+        parsed = datetime.fromisoformat(moment)
+        # Naive times are not cursors; an offset that takes the time out of range is not either.
+        key = (parsed.astimezone(UTC), str(tie)) if parsed.tzinfo is not None else None
+    except (binascii.Error, ValueError, TypeError, OverflowError):
         key = None
-    if key is None or key[0].tzinfo is None:
+    if key is None:
         raise InvalidQuery("`cursor` is not valid; pass the `next_cursor` of a previous page")
     return key
 

@@ -147,9 +147,9 @@ async def test_timeline_of_one_user(
     newest_first = sorted(mine, key=lambda e: e["timestamp"], reverse=True)
     assert [e["id"] for e in first["events"] + rest["events"]] == [e["uuid"] for e in newest_first]
     nul = await answer(client, owner, project, "users", status=422, search="a\x00", **span)
-    assert nul["code"] == "validation_error"
+    assert nul["code"] == "invalid_characters"
     nul = await answer(client, owner, project, "users/a%00/events", status=422, **span)
-    assert nul["code"] == "validation_error"
+    assert nul["code"] == "invalid_characters"
     missing = await answer(client, owner, project, "users/nobody/events", status=404, **span)
     assert missing["code"] == "user_not_found"
     bot = await answer(client, owner, project, "users/robot/events", status=404, **span)
