@@ -49,6 +49,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
 REFUSED_VALUES = {
     "22021": "A value holds a NUL character or bytes that are not UTF-8, which cannot be stored",
     "22P05": "A JSON value holds a NUL character (\\u0000), which cannot be stored",
+    "22001": "A value is longer than its field holds",
     "22003": "A number is out of range: past what a double holds, such as a sum of huge values",
     "22008": "A date or time is out of range",
 }

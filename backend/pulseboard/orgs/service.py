@@ -60,9 +60,14 @@ def check_role(role: Role, action: Action) -> None:
         raise Forbidden(f"Your role ({role}) does not allow this")
 
 
+NAME_LENGTH = 200  # organizations.name is String(200)
+
+
 async def create_personal_organization(session: AsyncSession, user: User) -> Organization:
-    label = user.name or user.email.split("@")[0]
-    return await _create(session, user, f"{label}'s workspace", is_personal=True)
+    suffix = "'s workspace"
+    # A name of 200 characters is a valid user's name; its workspace's name is held to 200 too.
+    label = (user.name or user.email.split("@")[0])[: NAME_LENGTH - len(suffix)]
+    return await _create(session, user, label + suffix, is_personal=True)
 
 
 async def create_organization(session: AsyncSession, user: User, name: str) -> OrganizationRead:

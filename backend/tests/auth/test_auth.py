@@ -18,6 +18,19 @@ async def count_users(app: FastAPI) -> int:
         return await UserRepository(session).count()
 
 
+async def test_a_name_of_the_longest_length_gets_its_workspace(client: httpx.AsyncClient) -> None:
+    # The personal workspace is named "<name>'s workspace", and held to the column's 200.
+    email, name = unique_email(), "n" * 200
+    response = await client.post(
+        "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "name": name}
+    )
+    assert response.status_code == 201, response.text
+    tokens = await login(client, email)
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    (workspace,) = (await client.get("/api/v1/organizations/", headers=headers)).json()
+    assert workspace["name"] == "n" * 188 + "'s workspace"
+
+
 async def test_register_login_and_read_me(client: httpx.AsyncClient) -> None:
     email = unique_email()
     response = await client.post(
