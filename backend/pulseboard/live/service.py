@@ -238,7 +238,10 @@ async def _first_message_token(websocket: WebSocket) -> str:
     try:
         first = client_message.validate_json(raw)
     except ValidationError as exc:
-        await websocket.send_text(_invalid(exc))
+        try:
+            await websocket.send_text(_invalid(exc))
+        except (WebSocketDisconnect, RuntimeError) as gone:  # it sent, then went away
+            raise ClientGone() from gone
         raise Refused(CloseCode.UNAUTHENTICATED, "Not authenticated") from exc
     if not isinstance(first, AuthMessage):
         raise Refused(CloseCode.UNAUTHENTICATED, "The first message must be an auth message")

@@ -6,8 +6,11 @@ import uuid
 from typing import Any
 
 import orjson
+import pytest
+from starlette.websockets import WebSocketDisconnect
 
 from pulseboard.core.settings import Settings
+from pulseboard.live.service import ClientGone, _first_message_token
 from tests.factories import (
     add_member,
     create_actor,
@@ -233,3 +236,25 @@ async def test_a_new_token_is_checked_at_once_and_a_bad_one_closes(live: LiveSer
         closed = await until_closed(ws)
     assert closed.rcvd is not None
     assert closed.rcvd.code == 4401
+
+
+class _GoneAfterSending:
+    """A socket whose client sent one message and went away before the answer: what a real
+    client does at random (a fuzz run saw it), made certain here."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    async def receive(self) -> dict[str, Any]:
+        return {"type": "websocket.receive", "text": self.text}
+
+    async def send_text(self, _data: str) -> None:
+        raise WebSocketDisconnect(1006)
+
+
+@pytest.mark.parametrize("first", ["not json", '{"type": "auth"}'])
+async def test_a_client_gone_before_its_bad_first_message_is_answered_ends_quietly(
+    first: str,
+) -> None:
+    with pytest.raises(ClientGone):
+        await _first_message_token(_GoneAfterSending(first))  # type: ignore[arg-type]
