@@ -49,10 +49,22 @@ DIMENSIONS: dict[str, Dimension] = {
 }
 
 
+def storable(text: str) -> bool:
+    """Whether text can be stored and compared: no NUL (PostgreSQL's text cannot hold one) and
+    no lone surrogate (no UTF-8 spells one; Python's JSON reads "\\ud800" all the same)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def field_of(name: str) -> Field | None:
     """The dimension of that name, else the property key (`plan` or `properties.plan`)."""
     name = name.strip()
-    if "\x00" in name:  # no key can hold one (PostgreSQL text cannot)
+    if not storable(name):
         return None
     if name.startswith(PROPERTY_PREFIX):
         key = name.removeprefix(PROPERTY_PREFIX)

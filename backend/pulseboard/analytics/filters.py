@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from pulseboard.analytics.fields import Field, field_of
+from pulseboard.analytics.fields import Field, field_of, storable
 from pulseboard.analytics.timerange import InvalidQuery
 
 MAX_FILTERS = 20
@@ -73,7 +73,7 @@ def _parse_one(index: int, item: Any) -> Filter:
         raise InvalidQuery(f"{where} must be an object with key, op and value")
     key = item.get("key")
     if _has_nul(key) or _has_nul(item.get("value")):
-        raise InvalidQuery(f"{where} holds a NUL character")
+        raise InvalidQuery(f"{where} holds a NUL character or a lone surrogate")
     field = field_of(key) if isinstance(key, str) else None
     if field is None:
         raise InvalidQuery(f"{where}.key must be a dimension or property name")
@@ -118,9 +118,10 @@ def _out_of_range(value: Any) -> bool:
 
 
 def _has_nul(value: Any) -> bool:
+    """A NUL, or a lone surrogate: text no column can hold."""
     if isinstance(value, list):
         return any(_has_nul(v) for v in value)
-    return isinstance(value, str) and "\x00" in value
+    return isinstance(value, str) and not storable(value)
 
 
 def _text(value: str | float) -> str:

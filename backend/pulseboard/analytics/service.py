@@ -24,6 +24,7 @@ from pulseboard.analytics.repository import Aggregates, AnalyticsRepository
 from pulseboard.analytics.timerange import (
     Compare,
     Interval,
+    InvalidQuery,
     TimeRange,
     auto_interval,
     buckets,
@@ -111,10 +112,13 @@ class Analytics:
         # Versions first, data second: a batch landing in between makes a newer key, not a
         # stale entry under the current one.
         versions = await self.cache.versions(self.project.id, days)
-        identity = orjson.dumps(
-            [CACHE_FORMAT, name, str(self.project.id), scope.normalised(), params, versions],
-            option=orjson.OPT_SORT_KEYS,
-        )
+        try:
+            identity = orjson.dumps(
+                [CACHE_FORMAT, name, str(self.project.id), scope.normalised(), params, versions],
+                option=orjson.OPT_SORT_KEYS,
+            )
+        except TypeError as exc:  # a lone surrogate that a parameter's own check let through
+            raise InvalidQuery("A parameter holds text that is not valid UTF-8") from exc
         key = f"{self.project.id}:{hashlib.sha256(identity).hexdigest()}"
         hit = await self.cache.get(key)
         if hit is not None:

@@ -9,6 +9,7 @@ cursor per message, so that a client that reconnects can catch up on what it mis
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
@@ -39,11 +40,18 @@ def history_key(channel: str) -> str:
     return f"{channel}:recent"
 
 
+_CURSOR = re.compile(r"([0-9]{1,20})(?:-([0-9]{1,20}))?")
+
+
 def cursor_order(cursor: str) -> tuple[int, int]:
-    """Cursors are Redis stream ids, `<milliseconds>-<sequence>`; raise ValueError otherwise."""
-    milliseconds, _, sequence = cursor.partition("-")
-    order = (int(milliseconds), int(sequence or 0))
-    if order[0] < 0 or order[1] < 0:
+    """Cursors are Redis stream ids, `<milliseconds>-<sequence>`; raise ValueError otherwise.
+
+    Strictly: what `int()` also takes (`1_0`, `+1`, other scripts' digits, `1-`, past 64 bits)
+    would reach Redis as it was sent, and Redis refuses it.
+    """
+    match = _CURSOR.fullmatch(cursor)
+    order = (int(match[1]), int(match[2] or 0)) if match else (-1, -1)
+    if not 0 <= order[0] < 2**64 or not 0 <= order[1] < 2**64:
         raise ValueError(f"not a cursor: {cursor!r}")
     return order
 

@@ -11,7 +11,7 @@ from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.fastapi import BaseContext
 
-from pulseboard.core.deps import SessionDep, StateDep, bearer, get_current_user
+from pulseboard.core.deps import StateDep, bearer, get_current_user
 from pulseboard.core.state import AppState
 from pulseboard.models import Project, User
 from pulseboard.orgs.permissions import Action
@@ -58,9 +58,14 @@ class Context(BaseContext):
 
 
 async def get_context(
-    state: StateDep, session: SessionDep, token: Annotated[str | None, Depends(bearer)]
-) -> Context:
-    return Context(state, session, token)
+    state: StateDep, token: Annotated[str | None, Depends(bearer)]
+) -> AsyncIterator[Context]:
+    """A read-only session of the request's own, never committed: when one field fails,
+    graphql-core cancels its siblings, and a query cancelled mid-flight leaves the transaction
+    unusable (the REST session's commit then failed the whole request with a 500)."""
+    await state.settle()
+    async with state.sessions() as session:
+        yield Context(state, session, token)
 
 
 Info = strawberry.Info[Context, None]

@@ -5,12 +5,14 @@ Only fields that run queries cost anything: each analytics answer or metrics que
 items it is assumed to have, since the count is not known before the query runs.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
+    FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
     GraphQLInterfaceType,
@@ -34,6 +36,7 @@ MAX_DEPTH = 10
 MAX_ALIASES = 20
 MAX_TOKENS = 2000
 MAX_COST = 200
+MAX_EXPANDED = 10_000
 ANSWER_COST = 10
 ANSWERS = ("overview", "timeseries", "topEvents", "breakdown", "sessions")
 COSTS: dict[tuple[str, str], int] = {
@@ -104,11 +107,71 @@ class CostLimit(ValidationRule):
         return cost
 
 
+def expanded_size(document: DocumentNode) -> int:
+    """How many selections the document holds once every fragment spread is written out:
+    each fragment counted once and multiplied, so a linear walk."""
+    fragments = {
+        node.name.value: node
+        for node in document.definitions
+        if isinstance(node, FragmentDefinitionNode)
+    }
+    sizes: dict[str, int] = {}
+
+    def size(selections: SelectionSetNode | None, spreading: frozenset[str]) -> int:
+        total = 0
+        for selection in selections.selections if selections else ():
+            if isinstance(selection, FieldNode):
+                total += 1 + size(selection.selection_set, spreading)
+            elif isinstance(selection, InlineFragmentNode):
+                total += size(selection.selection_set, spreading)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name not in sizes:
+                    fragment = fragments.get(name)
+                    if fragment is None or name in spreading:  # the spec's rules report these
+                        continue
+                    sizes[name] = size(fragment.selection_set, spreading | {name})
+                total += sizes[name]
+        return total
+
+    return sum(
+        size(node.selection_set, frozenset())
+        for node in document.definitions
+        if isinstance(node, OperationDefinitionNode)
+    )
+
+
+class ExpansionLimit(SchemaExtension):
+    """Refuses a document past `MAX_EXPANDED` selections once its fragments are spread, before
+    the depth and alias limiters see it: they follow every spread path, and fragments that each
+    spread the next one twice make 2^n paths (23 of them held the server for 17 s)."""
+
+    def on_validate(self) -> Iterator[None]:
+        document = self.execution_context.graphql_document
+        if document is not None and expanded_size(document) > MAX_EXPANDED:
+            # Only this refusal is checked; the other rules would walk the paths.
+            self.execution_context.validation_rules = (_TooLarge,)
+        yield
+
+
+class _TooLarge(ValidationRule):
+    def enter_document(self, node: DocumentNode, *_args: Any) -> None:
+        self.report_error(
+            GraphQLError(
+                f"The document holds more than {MAX_EXPANDED} selections once its fragments "
+                "are spread",
+                node,
+            )
+        )
+
+
 def limits() -> list[Callable[[], SchemaExtension]]:
-    """The limiting extensions, as factories: strawberry makes a fresh set per request."""
+    """The limiting extensions, as factories: strawberry makes a fresh set per request.
+    `ExpansionLimit` comes last, so that it sees (and may drop) every rule the others add."""
     return [
         partial(QueryDepthLimiter, max_depth=MAX_DEPTH),
         partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
         partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
         partial(AddValidationRules, [CostLimit]),
+        ExpansionLimit,
     ]

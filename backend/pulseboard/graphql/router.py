@@ -27,11 +27,22 @@ class Router(GraphQLRouter[Context, None]):
                 error_body(exc.reason, _CODES.get(exc.status_code, "bad_request")),
                 exc.status_code,
             )
+        except (UnicodeDecodeError, RecursionError) as exc:
+            # Strawberry reads the body with json.loads, which raises these past its checks: a
+            # body that is not UTF-8, or nested past Python's recursion limit.
+            reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else "nested too deep"
+            return JSONResponse(error_body(f"The body is {reason}", "malformed_body"), 400)
 
 
 def graphql_router() -> GraphQLRouter[Context, None]:
     """A router per app: strawberry's router keeps per-app state and is not shared."""
     # No subscriptions: live data has its own WebSocket (`/api/v1/ws/events/{project}`).
     return Router(
-        schema, path=PATH, context_getter=get_context, subscription_protocols=(), tags=["graphql"]
+        schema,
+        path=PATH,
+        # A generator: FastAPI runs it as a dependency and closes the session after the answer
+        # (strawberry's annotation names plain functions only).
+        context_getter=get_context,  # type: ignore[arg-type]
+        subscription_protocols=(),
+        tags=["graphql"],
     )

@@ -1,11 +1,12 @@
 """Refusals before anything runs: depth, aliases, tokens and cost; and bad input, never a 500."""
 
+import json
 from typing import Any
 
 import httpx
 import pytest
 
-from pulseboard.graphql.limits import MAX_ALIASES, MAX_COST, MAX_DEPTH, MAX_TOKENS
+from pulseboard.graphql.limits import MAX_ALIASES, MAX_COST, MAX_DEPTH, MAX_EXPANDED, MAX_TOKENS
 from tests.factories import Actor
 from tests.graphql.client import data, error_codes, post
 
@@ -174,3 +175,72 @@ async def test_a_malformed_request_is_a_4xx(client: httpx.AsyncClient, owner: Ac
     assert no_query.json()["code"] == "malformed_body"
     syntax = await post(client, owner, "{ projects { id ")
     assert error_codes(syntax) == ["GRAPHQL_PARSE_FAILED"]
+
+
+async def test_a_failing_field_beside_others_is_its_own_error(
+    client: httpx.AsyncClient, owner: Actor, project: Project
+) -> None:
+    # graphql-core cancels the sibling fields of one that fails; a query cancelled mid-flight
+    # once left the request's transaction unusable, and its commit answered 500.
+    query = (
+        f'{{ project(id: "{project["id"]}") '
+        "{ a: sessions { source } b: topEvents(limit: -1) { source } c: overview { source } } }"
+    )
+    for _ in range(3):
+        body = await post(client, owner, query)
+        assert "INTERNAL_SERVER_ERROR" not in error_codes(body), body
+        assert "INVALID_QUERY" in error_codes(body)
+
+
+async def test_a_body_not_utf8_or_nested_past_the_recursion_limit_is_a_400(
+    client: httpx.AsyncClient, owner: Actor
+) -> None:
+    deep = b'{"query": "{ projects { id } }", "variables": {"a": ' + b"[" * 100_000
+    deep += b"]" * 100_000 + b"}}"
+    for content in (b'{"query": "{ projects { id } \xff }"}', deep):
+        response = await client.post(
+            "/api/graphql",
+            content=content,
+            headers={**owner.headers, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "malformed_body"
+
+
+async def test_fragments_that_double_at_each_level_are_refused_before_they_are_walked(
+    client: httpx.AsyncClient, owner: Actor
+) -> None:
+    # 2^40 spread paths: the depth and alias limiters would walk each one.
+    levels = 40
+    fragments = " ".join(
+        f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels)
+    )
+    query = f"{{ ...F0 }} {fragments} fragment F{levels} on Query {{ __typename }}"
+    body = await refused(client, owner, query)
+    assert body["errors"][0]["message"] == (
+        f"The document holds more than {MAX_EXPANDED} selections once its fragments are spread"
+    )
+    assert error_codes(body) == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+async def test_a_lone_surrogate_in_a_variable_is_a_clear_error(
+    client: httpx.AsyncClient, owner: Actor, project: Project
+) -> None:
+    scope = {"filters": [{"key": "plan", "op": "EQ", "value": "\ud800"}]}
+    for query, variables in (
+        (
+            "query($p: UUID!, $s: ScopeInput) "
+            "{ project(id: $p) { overview(scope: $s) { source } } }",
+            {"p": project["id"], "s": scope},
+        ),
+        (
+            "query($p: UUID!, $by: String!) { project(id: $p) { breakdown(by: $by) { by } } }",
+            {"p": project["id"], "by": "\ud800"},
+        ),
+    ):
+        # Escaped, as JSON writes it: no UTF-8 spells a lone surrogate, and Python reads it.
+        content = json.dumps({"query": query, "variables": variables}).encode()
+        headers = {**owner.headers, "Content-Type": "application/json"}
+        response = await client.post("/api/graphql", content=content, headers=headers)
+        assert response.status_code == 200, response.text
+        assert error_codes(response.json()) == ["INVALID_QUERY"], response.text

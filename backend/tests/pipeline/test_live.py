@@ -122,3 +122,15 @@ async def test_history_says_when_a_cursor_is_older_than_it_reaches(any_pubsub: P
     finally:
         if isinstance(pubsub, RedisPubSub):
             await pubsub.redis.delete(history_key(channel))
+
+
+@pytest.mark.parametrize(
+    "cursor", ["1_0-0", "1-", "+1-0", "\u0661-0", "\uff11-0", "18446744073709551616-0"]
+)
+def test_a_cursor_is_a_stream_id_spelled_strictly(cursor: str) -> None:
+    # int() takes these (Arabic-Indic and full-width digits too); Redis refused them as they
+    # were sent, and the socket was dropped.
+    with pytest.raises(ValueError, match="not a cursor"):
+        cursor_order(cursor)
+    assert cursor_order("1733400000000-7") == (1733400000000, 7)
+    assert cursor_order("12") == (12, 0)
