@@ -6,6 +6,7 @@ only through those. Any other name is a key of the event's `properties`.
 
 from dataclasses import dataclass
 
+from pulseboard.core.nul import storable
 from pulseboard.pipeline.rollups import DIMENSIONS as ROLLUP_DIMENSIONS
 
 PROPERTY_PREFIX = "properties."
@@ -47,18 +48,6 @@ DIMENSIONS: dict[str, Dimension] = {
         Dimension("session_id", "session_id"),
     )
 }
-
-
-def storable(text: str) -> bool:
-    """Whether text can be stored and compared: no NUL (PostgreSQL's text cannot hold one) and
-    no lone surrogate (no UTF-8 spells one; Python's JSON reads "\\ud800" all the same)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def field_of(name: str) -> Field | None:

@@ -12,8 +12,9 @@ from typing import Any
 
 import orjson
 
-from pulseboard.analytics.fields import Field, field_of, storable
+from pulseboard.analytics.fields import Field, field_of
 from pulseboard.analytics.timerange import InvalidQuery
+from pulseboard.core.nul import storable
 
 MAX_FILTERS = 20
 MAX_VALUES = 100
@@ -72,7 +73,7 @@ def _parse_one(index: int, item: Any) -> Filter:
     if not isinstance(item, dict):
         raise InvalidQuery(f"{where} must be an object with key, op and value")
     key = item.get("key")
-    if _has_nul(key) or _has_nul(item.get("value")):
+    if _unstorable(key) or _unstorable(item.get("value")):
         raise InvalidQuery(f"{where} holds a NUL character or a lone surrogate")
     field = field_of(key) if isinstance(key, str) else None
     if field is None:
@@ -117,10 +118,10 @@ def _out_of_range(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63
 
 
-def _has_nul(value: Any) -> bool:
-    """A NUL, or a lone surrogate: text no column can hold."""
+def _unstorable(value: Any) -> bool:
+    """Text no column can hold: a NUL, or a lone surrogate."""
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+        return any(_unstorable(v) for v in value)
     return isinstance(value, str) and not storable(value)
 
 

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 REASON = "holds a NUL character, which cannot be stored"
 _Text = TypeVar("_Text", str, str | None)
 _ESCAPE = b"\\u0000"
-_BODY_TYPES = ("application/json", "application/x-www-form-urlencoded")
+JSON, FORM = "application/json", "application/x-www-form-urlencoded"
 
 
 def has_escaped_nul(json_text: bytes) -> bool:
@@ -33,6 +33,18 @@ def has_escaped_nul(json_text: bytes) -> bool:
             return True
         start = json_text.find(_ESCAPE, start + 1)
     return False
+
+
+def storable(text: str) -> bool:
+    """Whether text can be stored and compared: no NUL, and no lone surrogate (no UTF-8 spells
+    one; Python's JSON reads "\\ud800" all the same, orjson does not)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_text(value: _Text) -> _Text:
@@ -62,7 +74,7 @@ class RejectNulMiddleware:
             await self.app(scope, receive, send)
             return
         content_type = Headers(scope=scope).get("content-type", "").split(";")[0].strip().lower()
-        if content_type not in _BODY_TYPES:
+        if content_type not in (JSON, FORM):
             await self.app(scope, receive, send)
             return
         # These bodies are small, and read whole by the route anyway: read here, then replayed.
@@ -76,8 +88,7 @@ class RejectNulMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        form = content_type == _BODY_TYPES[1]
-        if (b"%00" in body or b"\x00" in body) if form else has_escaped_nul(body):
+        if (b"%00" in body or b"\x00" in body) if content_type == FORM else has_escaped_nul(body):
             await _refuse(send, f"The body {REASON}")
             return
         request: Message = {"type": "http.request", "body": body, "more_body": False}

@@ -12,8 +12,10 @@ def _not_blank(value: str) -> str:
     return value
 
 
-# A display name: trimmed, 1 to 200 characters, not only spaces.
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
+# A display name: trimmed, 1 to NAME_LENGTH characters, not only spaces (the name columns'
+# String(200)).
+NAME_LENGTH = 200
+Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH), AfterValidator(_not_blank)]
 
 
 def apply_update(target: object, changes: BaseModel) -> None:

@@ -188,8 +188,8 @@ class _Run:
             return "timestamp: is required in an import"
         try:
             moment = as_utc(event.timestamp)
-        except OverflowError:  # year 1 at +01:00: valid ISO 8601, and no UTC datetime
-            return "timestamp: is out of range"
+        except ValueError as exc:
+            return f"timestamp: {exc}"
         problem = timestamp_problem(moment, now, IMPORT_MAX_AGE, self.state.limits.max_future)
         return (event, moment) if problem is None else f"timestamp: {problem}"
 

@@ -90,15 +90,9 @@ def check_mapping(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]
 
 
 def check_moment(value: datetime | None) -> datetime | None:
-    """A time in UTC (one without an offset is taken as UTC already). For `sent_at`; items'
-    timestamps are converted where they are checked against the clock, a validator less each."""
-    if value is None:
-        return None
-    try:
-        return as_utc(value)
-    except OverflowError:
-        # 0001-01-01T00:00+01:00 is a valid ISO 8601 time that no datetime can hold in UTC.
-        raise ValueError("is out of range") from None
+    """`sent_at` in UTC. Items' timestamps are converted where they are checked against the
+    clock: a validator less each."""
+    return None if value is None else as_utc(value)
 
 
 class EventIn(BaseModel):
@@ -189,4 +183,9 @@ class BatchRejected(BaseModel):
 
 
 def as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """The moment in UTC (one without an offset is taken as UTC already); ValueError when its
+    offset takes it past what a datetime holds (0001-01-01T00:00+01:00 is valid ISO 8601)."""
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None

@@ -189,8 +189,7 @@ def _timestamps(
     for index, moment in enumerate(given):
         try:
             corrected = as_utc(moment) + skew if moment else now
-        except OverflowError:
-            # Valid ISO 8601 past what a datetime holds (year 1 at +01:00), or moved there.
+        except (ValueError, OverflowError):  # past what a datetime holds, or moved there
             reason = OUT_OF_RANGE_SKEWED if skew else OUT_OF_RANGE
             errors.append(ItemError(index=index, field="timestamp", reason=reason))
             result.append(now)

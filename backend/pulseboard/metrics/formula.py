@@ -163,7 +163,11 @@ def names(node: Node) -> set[str]:
 def evaluate(node: Node, values: Mapping[str, float | None]) -> float | None:
     """The formula's value at one point; None when an operand is None, a divisor is 0, or the
     result is past the range of a double (1e308 * 1e308)."""
-    value = _evaluate(node, values)
+    return finite(_evaluate(node, values))
+
+
+def finite(value: float | None) -> float | None:
+    """No number for infinity or NaN: JSON has none, and GraphQL cannot serialise them."""
     return value if value is None or math.isfinite(value) else None
 
 

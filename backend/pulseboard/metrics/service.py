@@ -6,7 +6,6 @@ definition counts through the analytics path or aggregates a property from raw e
 evaluates its operands' series point by point.
 """
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -308,18 +307,15 @@ def _series_of(
     empty = aggregation.read(Stats())
     values = {
         group: [
-            _finite(aggregation.read(stats)) if (stats := found.get((index, group))) else empty
+            # SQLite sums huge values to infinity (PostgreSQL refuses the query, a 422).
+            formula.finite(aggregation.read(stats))
+            if (stats := found.get((index, group)))
+            else empty
             for index in range(len(spans))
         ]
         for group in groups
     }
     return Series(values, empty)
-
-
-def _finite(value: float | None) -> float | None:
-    """No number where the samples' sum or mean is past the range of a double (SQLite's sum
-    gives infinity there; PostgreSQL refuses the query, a 422)."""
-    return value if value is None or math.isfinite(value) else None
 
 
 def _field(key: str) -> Field:

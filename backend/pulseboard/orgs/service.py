@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pulseboard.auth.repository import UserRepository
 from pulseboard.core.errors import Conflict, Forbidden, NotFound
+from pulseboard.core.schemas import NAME_LENGTH
 from pulseboard.core.security import utcnow
 from pulseboard.models import Membership, Organization, Role, User
 from pulseboard.orgs.permissions import Action, allows
@@ -58,9 +59,6 @@ async def authorize(
 def check_role(role: Role, action: Action) -> None:
     if not allows(role, action):
         raise Forbidden(f"Your role ({role}) does not allow this")
-
-
-NAME_LENGTH = 200  # organizations.name is String(200)
 
 
 async def create_personal_organization(session: AsyncSession, user: User) -> Organization:
