@@ -6,6 +6,7 @@ Nothing here holds more than one network chunk, one inflated piece and one unfin
 
 import codecs
 import csv
+import re
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,13 @@ PIECE_BYTES = 64 * 1024
 # A valid event is far smaller (URLs 4 KB each, properties 8 KB); longer is a broken file,
 # such as a CSV quote never closed, which would otherwise swallow the rest of it.
 MAX_ROW_CHARS = 1_000_000
+# csv refuses a field past 131,072 characters by default, and then reads on from inside it: the
+# rest of a quoted field became rows of its own. A field as long as a row may be is read whole
+# (and refused by the event's own limits). The limit is the process's: raised, never lowered.
+csv.field_size_limit(max(csv.field_size_limit(), MAX_ROW_CHARS))
+# Where a CSV line ends: after "\n", or after a "\r" that no "\n" follows (a spreadsheet on an
+# old Mac saves bare "\r"); "\r\n" stays one line end.
+_CSV_LINE_ENDS = re.compile(r"(?<=\n)|(?<=\r)(?!\n)")
 # The columns that are fields of an event; every other CSV column becomes a property.
 EVENT_COLUMNS = frozenset(
     {"event", "distinct_id", "session_id", "timestamp", "page_url", "referrer", "uuid"}
@@ -54,16 +62,22 @@ class Upload:
 
     @classmethod
     def of(cls, headers: Mapping[str, str], limit: int) -> "Upload":
-        media_type, _, parameters = headers.get("content-type", "").partition(";")
+        media_type, *parameters = headers.get("content-type", "").split(";")
         file_format = FORMATS.get(media_type.strip().lower())
         if file_format is None:
             raise UnsupportedMediaType(
                 f"Content-Type {media_type.strip()!r} is not accepted; send text/csv or "
                 "application/x-ndjson"
             )
-        charset = parameters.strip().lower().removeprefix("charset=").strip('"')
+        named = _parameters(parameters)
+        charset = named.get("charset", "")
         if charset not in ("", "utf-8", "utf8"):
             raise UnsupportedMediaType(f"The charset {charset!r} is not accepted; send UTF-8")
+        # RFC 4180's `header` parameter: a CSV import is read by the names its header gives.
+        if file_format is ImportFormat.CSV and named.get("header", "present") != "present":
+            raise UnsupportedMediaType(
+                "A CSV import needs a header row naming its columns (header=present)"
+            )
         encoding = headers.get("content-encoding", "").strip().lower()
         if encoding not in ("", "identity", "gzip"):
             raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not accepted; use gzip")
@@ -71,6 +85,16 @@ class Upload:
         if declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge(f"The file is over the limit of {limit} bytes")
         return cls(file_format, gzipped=encoding == "gzip")
+
+
+def _parameters(parameters: list[str]) -> dict[str, str]:
+    """A media type's parameters (`charset=utf-8`), names and values in lower case."""
+    named: dict[str, str] = {}
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip():
+            named[name.strip().lower()] = value.strip().strip('"').lower()
+    return named
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +111,7 @@ async def read_rows(
     body: AsyncIterator[bytes], file_format: ImportFormat, *, gzipped: bool, limit: int
 ) -> AsyncGenerator[list[Row], None]:
     """The rows of an uploaded file, a network chunk's worth at a time."""
-    lines = LineSplitter()
+    lines = LineSplitter(bare_cr=file_format is ImportFormat.CSV)
     rows: CsvRows | NdjsonRows = CsvRows() if file_format is ImportFormat.CSV else NdjsonRows()
     async for text in decoded(body, gzipped=gzipped, limit=limit):
         if batch := rows.feed(lines.feed(text), final=False):
@@ -164,21 +188,34 @@ class Gunzip:
 
 
 class LineSplitter:
-    """Complete lines, each with its "\\n"; the unfinished last line waits for more text."""
+    """Complete lines, each with its line end; the unfinished last line waits for more text.
 
-    def __init__(self) -> None:
+    Lines end at "\\n", and with `bare_cr` (CSV) also at a "\\r" that no "\\n" follows. A "\\r"
+    that ends the text so far waits too: the next piece may begin with the "\\n" of a "\\r\\n".
+    """
+
+    def __init__(self, *, bare_cr: bool = False) -> None:
         self._tail = ""
+        self._bare_cr = bare_cr
         self.lines = 0
 
     def feed(self, text: str) -> list[str]:
-        parts = (self._tail + text).split("\n")
-        self._tail = parts.pop()
+        text = self._tail + text
+        if self._bare_cr and "\r" in text:
+            lines = _CSV_LINE_ENDS.split(text)
+            self._tail = lines.pop()
+            if not self._tail and lines and lines[-1].endswith("\r"):
+                self._tail = lines.pop()
+        else:
+            parts = text.split("\n")
+            self._tail = parts.pop()
+            lines = [part + "\n" for part in parts]
         if len(self._tail) > MAX_ROW_CHARS:
             raise InvalidFile(
-                f"Line {self.lines + len(parts) + 1} is over {MAX_ROW_CHARS} characters long"
+                f"Line {self.lines + len(lines) + 1} is over {MAX_ROW_CHARS} characters long"
             )
-        self.lines += len(parts)
-        return [part + "\n" for part in parts]
+        self.lines += len(lines)
+        return lines
 
     def finish(self) -> list[str]:
         tail, self._tail = self._tail, ""

@@ -17,6 +17,7 @@ MAX_NAME_LENGTH = 200
 class CloseCode(IntEnum):
     """Why the server closed a socket; 4000-4999 is the range left to applications."""
 
+    POLICY_VIOLATION = 1008  # the project id in the path is not a UUID
     BAD_REQUEST = 4400  # a malformed `since` or first message
     UNAUTHENTICATED = 4401  # no token, or an invalid, expired or revoked one
     FORBIDDEN = 4403  # a member whose role may not read the project

@@ -111,13 +111,14 @@ async def serve(
     websocket: WebSocket,
     state: AppState,
     hub: LiveHub,
-    project_id: uuid.UUID,
+    project_path: str,
     token: str | None,
     since: str | None,
 ) -> None:
     """Run one socket from handshake to close; it never raises for what the client sent."""
     await websocket.accept()
     try:
+        project_id = _project_id(project_path)
         if since is not None:
             _check_cursor(since)
         token = token or await _first_message_token(websocket)
@@ -254,6 +255,13 @@ def _check_cursor(since: str) -> None:
     except ValueError as exc:
         detail = "since must be a cursor from an earlier message"
         raise Refused(CloseCode.BAD_REQUEST, detail) from exc
+
+
+def _project_id(path: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(path)
+    except ValueError as exc:
+        raise Refused(CloseCode.POLICY_VIOLATION, "The project id is not a UUID") from exc
 
 
 async def _close(websocket: WebSocket, refusal: Refused) -> None:

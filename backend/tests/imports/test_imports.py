@@ -365,6 +365,73 @@ async def test_rows_that_span_network_chunks_parse_whole() -> None:
         ], size
 
 
+async def test_bare_carriage_returns_end_csv_lines_even_across_chunks() -> None:
+    # As Excel for Mac saves a sheet: "\r" alone ends a line; "\r\n" is still one line end.
+    text = 'event,note\rview,"a\rb"\r\rclick,plain\r\nsignup,last'
+    data = text.encode()
+    for size in (1, 2, 3, 7, len(data)):
+        parsed = [
+            (row.line, row.values)
+            async for rows in read_rows(
+                chunked(data, size), ImportFormat.CSV, gzipped=False, limit=1000
+            )
+            for row in rows
+        ]
+        assert parsed == [
+            (2, {"event": "view", "properties": {"note": "a\rb"}}),
+            (5, {"event": "click", "properties": {"note": "plain"}}),
+            (6, {"event": "signup", "properties": {"note": "last"}}),
+        ], size
+
+
+async def test_a_field_past_the_csv_modules_limit_is_one_bad_row(
+    client: httpx.AsyncClient, app: FastAPI, owner: Actor, project: dict[str, Any], source: str
+) -> None:
+    # csv stops at 131,072 characters a field and read on from inside the field: its lines
+    # became rows of their own, and a quote in it opened a field that swallowed those after.
+    good = ago(days=1).isoformat()
+    long_note = "\n".join(["x" * 999, 'a "quote'] * 150)  # about 151 KB over 300 lines
+    body = "".join(
+        [
+            HEADER,
+            f"pageview,u1,s1,{good},,,,\n",
+            f'pageview,u2,s1,{good},,,,"{long_note.replace(chr(34), chr(34) * 2)}"\n',
+            f"pageview,u3,s1,{good},,,,\n",
+        ]
+    ).encode()
+
+    response = await upload(client, owner, project, source, chunked(body, 64 * 1024))
+
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert (job["rows_total"], job["rows_accepted"], job["rows_rejected"]) == (3, 2, 1)
+    assert [error["row"] for error in job["errors"]] == [3]
+    assert "properties" in job["errors"][0]["reason"]
+    assert sorted(e.distinct_id for e in await stored_events(app)) == ["u1", "u3"]
+
+
+async def test_media_type_parameters(
+    client: httpx.AsyncClient, app: FastAPI, owner: Actor, project: dict[str, Any], source: str
+) -> None:
+    body = csv_rows(2, ago(days=1)).encode()
+    for content_type in (
+        "text/csv; header=present",
+        'text/csv; charset="UTF-8"; header=present',
+        "text/csv;header=present;charset=utf-8",
+    ):
+        accepted = await upload(client, owner, project, source, body, content_type)
+        assert accepted.status_code == 201, (content_type, accepted.text)
+    absent = await upload(client, owner, project, source, body, "text/csv; header=absent")
+    assert absent.status_code == 415
+    assert "header row" in absent.json()["detail"]
+    latin = await upload(
+        client, owner, project, source, body, "text/csv; header=present; charset=latin-1"
+    )
+    assert latin.status_code == 415
+    assert "latin-1" in latin.json()["detail"]
+    assert await count_rows(app) == 6
+
+
 async def test_a_large_file_imports_in_bounded_memory(
     client: httpx.AsyncClient, app: FastAPI, owner: Actor, project: dict[str, Any], source: str
 ) -> None:

@@ -106,6 +106,9 @@ async def test_refused_connections_close_with_distinct_codes(live: LiveServer) -
     assert await close_code(live, pid, token=stranger.access_token) == 4404
     assert await close_code(live, str(uuid.uuid4()), token=owner.access_token) == 4404
     assert await close_code(live, pid, token=owner.access_token, since="yesterday") == 4400
+    # Accepted, then closed with the reason (refused at the handshake, a browser sees only 1006).
+    assert await close_code(live, "not-a-uuid", token=owner.access_token) == 1008
+    assert await close_code(live, pid[:-1] + "g", token=owner.access_token) == 1008
 
     # Logged out: the session is revoked, and its access token with it.
     refresh = {"refresh_token": owner.refresh_token}
