@@ -8,6 +8,7 @@ import bisect
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -55,8 +56,8 @@ class AnalyticsRepository:
         counts: dict[GroupKey, int] = defaultdict(int)
         users: dict[GroupKey, list[bytes]] = defaultdict(list)
         sessions: dict[GroupKey, list[bytes]] = defaultdict(list)
-        for granularity, spans in by_granularity.items():
-            spans.sort(key=lambda span: span.start)
+        for granularity, unsorted in by_granularity.items():
+            spans = _joined(unsorted)
             starts = [span.start for span in spans]
             for row in await self._rollup_rows(query, plan, granularity, spans):
                 position = bisect.bisect_right(starts, row.bucket) - 1
@@ -217,8 +218,8 @@ class AnalyticsRepository:
         for span in plan.spans:
             by_granularity[span.granularity].append(span)
         totals = SessionStats()
-        for granularity, spans in by_granularity.items():
-            spans.sort(key=lambda span: span.start)
+        for granularity, unsorted in by_granularity.items():
+            spans = _joined(unsorted)
             starts = [span.start for span in spans]
             rows = await self.session.execute(
                 select(
@@ -327,3 +328,17 @@ DURATION_BANDS: tuple[tuple[str, float], ...] = (
 )
 # Pages per session above this are counted together.
 MAX_PAGES_BAND = 10
+
+
+def _joined(spans: list[Span]) -> list[Span]:
+    """The spans in time order, each run of adjacent spans of one query bucket made one: a month
+    of daily rows for one bucket (a breakdown, an overview) is then summed in SQL to one row per
+    group, not one per day and group."""
+    joined: list[Span] = []
+    for span in sorted(spans, key=lambda span: span.start):
+        last = joined[-1] if joined else None
+        if last is not None and last.end == span.start and last.bucket == span.bucket:
+            joined[-1] = replace(last, end=span.end)
+        else:
+            joined.append(span)
+    return joined
