@@ -17,7 +17,7 @@ from pulseboard.core.deps import ProjectReader, SessionDep, StateDep
 MAX_LIMIT = 1000
 
 
-def get_scope(
+async def get_scope(
     project: ProjectReader,
     range_: Annotated[Preset | None, Query(alias="range")] = None,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
@@ -38,7 +38,7 @@ ScopeDep = Annotated[service.Scope, Depends(get_scope)]
 Events = Annotated[list[str], Query(alias="event", description="Event names; none for all")]
 
 
-def get_analytics(
+async def get_analytics(
     project: ProjectReader, session: SessionDep, state: StateDep
 ) -> service.Analytics:
     return service.Analytics(session, state.settings, state.cache, project)
@@ -63,7 +63,7 @@ class TimeseriesRequest:
     limit: int
 
 
-def timeseries_request(
+async def timeseries_request(
     events: Events = [],  # noqa: B006 (FastAPI copies query defaults)
     metric: str = "count",
     interval: Annotated[
@@ -97,7 +97,7 @@ class BreakdownRequest:
     events: tuple[str, ...]
 
 
-def breakdown_request(
+async def breakdown_request(
     by: Annotated[str, Query(description="path, referrer, utm_source, browser, os, device, ...")],
     events: Events = [],  # noqa: B006
     metric: str = "count",

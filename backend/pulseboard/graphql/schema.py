@@ -108,7 +108,7 @@ class Project:
         limit: int = 5,
     ) -> Timeseries:
         async def run(analytics: Analytics, project: ProjectModel) -> Answer:
-            request = timeseries_request(
+            request = await timeseries_request(
                 events=events or [],
                 metric=metric.value,
                 interval=interval.value,
@@ -161,7 +161,7 @@ class Project:
         events: list[str] | None = None,
     ) -> Breakdown:
         async def run(analytics: Analytics, project: ProjectModel) -> Answer:
-            request = breakdown_request(
+            request = await breakdown_request(
                 by=by, events=events or [], metric=metric.value, limit=_limit(limit, MAX_LIMIT)
             )
             return await analytics.breakdown(

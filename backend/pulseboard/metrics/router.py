@@ -28,7 +28,9 @@ definitions_router = APIRouter(
 MAX_POINTS_LISTED = 1000
 
 
-def get_queries(project: ProjectReader, session: SessionDep, state: StateDep) -> MetricQueries:
+async def get_queries(
+    project: ProjectReader, session: SessionDep, state: StateDep
+) -> MetricQueries:
     return MetricQueries(session, state.settings, state.cache, project)
 
 

@@ -32,7 +32,7 @@ NO_NUL = r"^[^\x00]*$"
 EventName = Annotated[str, Query(min_length=1, max_length=200, pattern=NO_NUL)]
 
 
-def get_raw_scope(scope: ScopeDep) -> Scope:
+async def get_raw_scope(scope: ScopeDep) -> Scope:
     """The scope, refused where it asks for what raw-row answers cannot give."""
     if scope.compare is not None:
         raise InvalidQuery("`compare` is not available for this answer")
@@ -44,7 +44,7 @@ def get_raw_scope(scope: ScopeDep) -> Scope:
 RawScope = Annotated[Scope, Depends(get_raw_scope)]
 
 
-def get_behaviour(analytics: AnalyticsDep, session: SessionDep) -> Behaviour:
+async def get_behaviour(analytics: AnalyticsDep, session: SessionDep) -> Behaviour:
     return Behaviour(analytics, session)
 
 
