@@ -3,6 +3,7 @@ them, bad rows reported by line, the job's progress readable while it runs."""
 
 import asyncio
 import gzip
+import random
 import time
 import tracemalloc
 import uuid
@@ -16,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from pulseboard.imports.parsing import read_rows
+from pulseboard.imports.parsing import LineSplitter, read_rows
 from pulseboard.models import DataSource, Event, ImportFormat
 from tests.factories import (
     Actor,
@@ -382,6 +383,28 @@ async def test_bare_carriage_returns_end_csv_lines_even_across_chunks() -> None:
         (5, {"event": "click", "properties": {"note": "plain"}}),
         (6, {"event": "signup", "properties": {"note": "last"}}),
     ]
+
+
+def test_csv_lines_end_at_lf_crlf_or_a_bare_cr_wherever_the_chunks_are_cut() -> None:
+    def expected(text: str) -> list[str]:
+        lines, line = [], ""
+        for at, char in enumerate(text):
+            line += char
+            if char == "\n" or (char == "\r" and text[at + 1 : at + 2] != "\n"):
+                lines.append(line)
+                line = ""
+        return [*lines, line] if line else lines
+
+    rng = random.Random(8)
+    for _ in range(2000):
+        pieces = ["a", ",", '"', "\r", "\n", "\r\n"]
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(40)))
+        cuts = sorted(rng.sample(range(len(text) + 1), min(len(text) + 1, rng.randrange(5))))
+        splitter, lines, start = LineSplitter(bare_cr=True), [], 0
+        for cut in [*cuts, len(text)]:
+            lines += splitter.feed(text[start:cut])
+            start = cut
+        assert lines + splitter.finish() == expected(text), (text, cuts)
 
 
 async def test_a_field_past_the_csv_modules_limit_is_one_bad_row(
