@@ -50,14 +50,10 @@ class AnalyticsRepository:
     # Rollups -------------------------------------------------------------------------------------
 
     async def rollup_aggregates(self, query: EventQuery, plan: RollupPlan) -> Aggregates:
-        by_granularity: dict[int, list[Span]] = defaultdict(list)
-        for span in plan.spans:
-            by_granularity[span.granularity].append(span)
         counts: dict[GroupKey, int] = defaultdict(int)
         users: dict[GroupKey, list[bytes]] = defaultdict(list)
         sessions: dict[GroupKey, list[bytes]] = defaultdict(list)
-        for granularity, unsorted in by_granularity.items():
-            spans = _joined(unsorted)
+        for granularity, spans in _by_granularity(plan).items():
             starts = [span.start for span in spans]
             for row in await self._rollup_rows(query, plan, granularity, spans):
                 position = bisect.bisect_right(starts, row.bucket) - 1
@@ -214,12 +210,8 @@ class AnalyticsRepository:
     async def session_rollup_stats(self, project_id: uuid.UUID, plan: RollupPlan) -> SessionStats:
         """Totals of the sessions that started in the plan's spans, from session rollups."""
         rollups = SessionRollup.__table__.c
-        by_granularity: dict[int, list[Span]] = defaultdict(list)
-        for span in plan.spans:
-            by_granularity[span.granularity].append(span)
         totals = SessionStats()
-        for granularity, unsorted in by_granularity.items():
-            spans = _joined(unsorted)
+        for granularity, spans in _by_granularity(plan).items():
             starts = [span.start for span in spans]
             rows = await self.session.execute(
                 select(
@@ -330,15 +322,16 @@ DURATION_BANDS: tuple[tuple[str, float], ...] = (
 MAX_PAGES_BAND = 10
 
 
-def _joined(spans: list[Span]) -> list[Span]:
-    """The spans in time order, each run of adjacent spans of one query bucket made one: a month
-    of daily rows for one bucket (a breakdown, an overview) is then summed in SQL to one row per
-    group, not one per day and group."""
-    joined: list[Span] = []
-    for span in sorted(spans, key=lambda span: span.start):
-        last = joined[-1] if joined else None
+def _by_granularity(plan: RollupPlan) -> dict[int, list[Span]]:
+    """The plan's spans per rollup granularity, in time order, each run of adjacent spans of one
+    query bucket made one: a month of daily rows for one bucket (a breakdown, an overview) is
+    then summed in SQL to one row per group, not one per day and group."""
+    joined: dict[int, list[Span]] = defaultdict(list)
+    for span in sorted(plan.spans, key=lambda span: span.start):
+        same = joined[span.granularity]
+        last = same[-1] if same else None
         if last is not None and last.end == span.start and last.bucket == span.bucket:
-            joined[-1] = replace(last, end=span.end)
+            same[-1] = replace(last, end=span.end)
         else:
-            joined.append(span)
+            same.append(span)
     return joined

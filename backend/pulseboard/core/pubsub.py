@@ -50,8 +50,8 @@ def cursor_order(cursor: str) -> tuple[int, int]:
     would reach Redis as it was sent, and Redis refuses it.
     """
     match = _CURSOR.fullmatch(cursor)
-    order = (int(match[1]), int(match[2] or 0)) if match else (-1, -1)
-    if not 0 <= order[0] < 2**64 or not 0 <= order[1] < 2**64:
+    order = (int(match[1]), int(match[2] or 0)) if match else None
+    if order is None or max(order) >= 2**64:
         raise ValueError(f"not a cursor: {cursor!r}")
     return order
 

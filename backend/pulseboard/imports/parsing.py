@@ -201,15 +201,10 @@ class LineSplitter:
 
     def feed(self, text: str) -> list[str]:
         text = self._tail + text
-        if self._bare_cr and "\r" in text:
-            lines = _csv_lines(text)
+        lines = _csv_lines(text) if self._bare_cr and "\r" in text else _lf_lines(text)
+        self._tail = lines.pop()
+        if not self._tail and lines and lines[-1].endswith("\r"):
             self._tail = lines.pop()
-            if not self._tail and lines and lines[-1].endswith("\r"):
-                self._tail = lines.pop()
-        else:
-            parts = text.split("\n")
-            self._tail = parts.pop()
-            lines = [part + "\n" for part in parts]
         if len(self._tail) > MAX_ROW_CHARS:
             raise InvalidFile(
                 f"Line {self.lines + len(lines) + 1} is over {MAX_ROW_CHARS} characters long"
@@ -222,6 +217,12 @@ class LineSplitter:
         return [tail] if tail else []
 
 
+def _lf_lines(text: str) -> list[str]:
+    """The text cut after each "\\n", each line with its end; the unended rest last."""
+    *lines, rest = text.split("\n")
+    return [line + "\n" for line in lines] + [rest]
+
+
 def _csv_lines(text: str) -> list[str]:
     """The text cut after each CSV line end, each line with its end; the unended rest last.
 
@@ -230,8 +231,7 @@ def _csv_lines(text: str) -> list[str]:
     """
     bare = text.count("\r") - text.count("\r\n") - text.endswith("\r")
     if bare == 0:  # "\r\n" or "\n" ends, and perhaps a "\r" whose "\n" comes next
-        *lines, rest = text.split("\n")
-        return [line + "\n" for line in lines] + [rest]
+        return _lf_lines(text)
     if "\n" not in text:  # bare "\r" ends only
         *lines, rest = text.split("\r")
         return [line + "\r" for line in lines] + [rest]

@@ -38,9 +38,6 @@ class Limits:
         )
 
 
-BACKSLASH = ord("\\")
-
-
 def _limits(info: ValidationInfo) -> Limits:
     limits: Limits = (info.context or {})["limits"]
     return limits
@@ -82,9 +79,7 @@ def check_mapping(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]
     text = orjson.dumps(value)
     if len(text) > limits.max_property_bytes:
         raise ValueError(f"is {len(text)} bytes as JSON; the limit is {limits.max_property_bytes}")
-    # A backslash first: JSON escapes are rare, `\u0000` rarer, and an int `in` bytes is one
-    # memchr (16 ns, where `b"\\u0000" in text` takes 140).
-    if BACKSLASH in text and has_escaped_nul(text):
+    if has_escaped_nul(text):
         raise ValueError(f"{NUL_REASON} (in a key or a value)")
     return value
 
