@@ -4,8 +4,9 @@
                processes), batches of 100, loaded with wrk; reference: the same server's
                answer to a request that does nothing (the framework's floor).
 2. pipeline  — end to end into PostgreSQL: batches waiting in the Redis stream, drained by the
-               real worker (raw rows + rollups + acks); reference: a raw COPY of the same rows
-               into an unpartitioned copy of the events table.
+               real worker (raw rows + rollups + acks) in 1 and in 2 processes, as that many
+               `pulseboard worker` would; reference: a raw COPY of the same rows into an
+               unpartitioned copy of the events table.
 3. embedded  — `pulseboard serve` on SQLite with the in-process bus: every 202 is a commit of the
                raw rows, rolled up within a second; the throughput counts the time an API
                read then takes to have the last of them rolled up.
@@ -18,6 +19,7 @@ Writes bench/results/ingest.json. Traffic goes to 127.0.0.1 only, bounded in tim
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -54,6 +56,7 @@ from pulseboard.pipeline.worker import Worker
 RESULTS = ROOT / "bench" / "results" / "ingest.json"
 BENCH_DB = "pulseboard_bench"
 REDIS_URL = "redis://127.0.0.1:6379/14"
+STREAM = "bench:ingest"
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
@@ -263,44 +266,73 @@ def pipeline_messages(project_id: uuid.UUID, source_id: uuid.UUID) -> list[bytes
     return messages
 
 
-async def drain(database: str, messages: list[bytes], workers: int) -> float:
-    """Seconds for `workers` worker loops to store and ack every message already in the stream."""
-    tune_gc()  # as `pulseboard worker` does
+def drain(database: str, messages: list[bytes], workers: int) -> float:
+    """Seconds for `workers` worker processes (as `pulseboard worker` runs, one loop each) to
+    store and ack every message already in the stream, timed from when all of them are ready."""
+    asyncio.run(_fill_stream(messages))
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(workers + 1)
+    processes = [
+        context.Process(target=_worker_process, args=(database, f"w{i}", ready))
+        for i in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    ready.wait(timeout=120)
+    started = time.perf_counter()
+    asyncio.run(_wait_drained(len(messages)))
+    elapsed = time.perf_counter() - started
+    for process in processes:
+        process.terminate()
+        process.join()
+    return elapsed
+
+
+async def _fill_stream(messages: list[bytes]) -> None:
     redis = Redis.from_url(REDIS_URL)
     await redis.flushdb()
-    bus = RedisStreamBus(redis, stream="bench:ingest")
+    bus = RedisStreamBus(redis, stream=STREAM)
     pipe = redis.pipeline(transaction=False)
     for payload in messages:
         pipe.xadd(bus.stream, {"p": payload})
     await pipe.execute()
     await bus.ensure_group()
+    await redis.aclose()
+
+
+async def _wait_drained(count: int) -> None:
+    """Until the group has read and acknowledged `count` entries."""
+    redis = Redis.from_url(REDIS_URL)
+    while True:
+        (group,) = await redis.xinfo_groups(STREAM)
+        if group["entries-read"] == count and group["pending"] == 0:
+            break
+        await asyncio.sleep(0.01)
+    await redis.aclose()
+
+
+def _worker_process(database: str, name: str, ready: Any) -> None:
+    asyncio.run(_worker_loop(database, name, ready))
+
+
+async def _worker_loop(database: str, name: str, ready: Any) -> None:
+    tune_gc()  # as `pulseboard worker` does
+    redis = Redis.from_url(REDIS_URL)
     settings = Settings.model_validate({"database_url": database, "secret_key": SECRET})
     engine = create_engine(settings)
     partitions = Partitions(engine)
     await partitions.ensure_ahead(datetime.now(UTC).date())
-    loops = [
-        Worker(
-            bus,
-            create_sessionmaker(engine),
-            name=f"w{i}",
-            batch_size=settings.worker_batch_size,  # as `pulseboard worker` runs
-            batch_events=settings.worker_batch_events,
-            block_ms=100,
-            partitions=partitions,
-        )
-        for i in range(workers)
-    ]
-    started = time.perf_counter()
-    tasks = [asyncio.create_task(loop.run()) for loop in loops]
-    while sum(loop.stats.batches for loop in loops) < len(messages):  # noqa: ASYNC110 (polls stats)
-        await asyncio.sleep(0.01)
-    elapsed = time.perf_counter() - started
-    for loop in loops:
-        loop.stop()
-    await asyncio.gather(*tasks)
-    await engine.dispose()
-    await redis.aclose()
-    return elapsed
+    worker = Worker(
+        RedisStreamBus(redis, stream=STREAM),
+        create_sessionmaker(engine),
+        name=name,
+        batch_size=settings.worker_batch_size,  # as `pulseboard worker` runs
+        batch_events=settings.worker_batch_events,
+        block_ms=100,
+        partitions=partitions,
+    )
+    await asyncio.to_thread(ready.wait, 120)
+    await worker.run()  # until the bench terminates the process
 
 
 async def copy_reference(database: str, messages: list[bytes]) -> float:
@@ -362,7 +394,7 @@ def bench_pipeline() -> dict[str, Any]:
             check=True,
             capture_output=True,
         )
-        seconds = asyncio.run(drain(url, messages, workers))
+        seconds = drain(url, messages, workers)
         result[f"workers_{workers}_events_per_s"] = PIPELINE_EVENTS / seconds
     best = max(result["workers_1_events_per_s"], result["workers_2_events_per_s"])
     result["ratio_to_copy"] = best / result["reference_copy_events_per_s"]

@@ -15,7 +15,9 @@ class Session(Base):
     """
 
     __tablename__ = "sessions"
-    __table_args__ = (Index("ix_sessions_project_id_ended_at", "project_id", "ended_at"),)
+    # The start, not the end: the end moves with every event, and an indexed column that changes
+    # makes each update write index entries and leave a dead row (migration b8d4f2a6c913).
+    __table_args__ = (Index("ix_sessions_project_id_started_at", "project_id", "started_at"),)
 
     project_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     session_id: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -198,6 +198,11 @@ def _delete_oldest(
     old: list[ColumnElement[bool]] = [table.c.project_id == project_id, moment < before]
     if granularity is not None:
         old.append(table.c.granularity == granularity)
+    if table.name == SESSIONS.name:
+        # Found through the index of their start: a session that ended before the cutoff
+        # started before it too.
+        old.append(table.c.started_at < before)
+        moment = table.c.started_at
     if dialect == "postgresql" and table.name in PARTITIONED:
         # A ctid is unique only inside one partition, and a join on the key over the parent
         # scans every old row of the project per chunk (measured). So delete up to the

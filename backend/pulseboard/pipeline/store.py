@@ -78,13 +78,20 @@ async def store_raw(repository: PipelineRepository, batches: list[Batch]) -> Sto
 
 
 async def roll_up(repository: PipelineRepository, stored: Stored) -> None:
-    """Merge what these new rows add into the rollups (each row needs `_timezone`)."""
+    """Merge what these new rows add into the rollups (each row needs `_timezone`).
+
+    What the rows add is worked out before the project's rollup lock is taken: only reading the
+    stored rows, merging and writing them back wait for other workers.
+    """
     new_events = [row for rows in stored.events.values() for row in rows]
     new_metrics = [row for rows in stored.metrics.values() for row in rows]
+    events = event_deltas(new_events)
+    sessions = grown_sessions(new_events)
+    metrics = _metric_deltas(new_metrics)
     await repository.lock_rollups({*stored.events, *stored.metrics})
-    await roll_up_events(repository, new_events)
-    await roll_up_sessions(repository, new_events)
-    await _roll_up_metrics(repository, new_metrics)
+    await merge_event_deltas(repository, events)
+    await merge_sessions(repository, sessions)
+    await _merge_metric_deltas(repository, metrics)
 
 
 def partition_days(batches: list[Batch]) -> dict[str, set[date]]:
@@ -157,22 +164,46 @@ def _groups(rows: list[dict[str, Any]]) -> list[_Group]:
 
 async def roll_up_events(repository: PipelineRepository, rows: list[dict[str, Any]]) -> None:
     """Merge what these new events add into their rollup rows (each row needs `_timezone`)."""
-    deltas: dict[rollups.EventKey, rollups.EventDelta] = {}
-    for group in _groups(rows):
-        deltas.update(rollups.event_deltas(group.project_id, group.timezone, group.rows))
-    if not deltas:
-        return
-    existing = await repository.load_event_rollups(list(deltas))
-    merged = {key: rollups.merge_event(delta, existing.get(key)) for key, delta in deltas.items()}
-    await repository.save_event_rollups(merged)
+    await merge_event_deltas(repository, event_deltas(rows))
 
 
 async def roll_up_sessions(repository: PipelineRepository, rows: list[dict[str, Any]]) -> None:
     """Grow the sessions these new events belong to, and move them in the session rollups."""
-    grown: dict[str, dict[rollups.SessionKey, rollups.SessionState]] = {}
+    await merge_sessions(repository, grown_sessions(rows))
+
+
+def event_deltas(rows: list[dict[str, Any]]) -> dict[rollups.EventKey, rollups.EventDelta]:
+    """What these new events add to each event rollup row."""
+    deltas: dict[rollups.EventKey, rollups.EventDelta] = {}
+    for group in _groups(rows):
+        deltas.update(rollups.event_deltas(group.project_id, group.timezone, group.rows))
+    return deltas
+
+
+async def merge_event_deltas(
+    repository: PipelineRepository, deltas: dict[rollups.EventKey, rollups.EventDelta]
+) -> None:
+    if not deltas:
+        return
+    existing = await repository.load_event_rollups(list(deltas))
+    merged = {key: rollups.merge_event(delta, existing.get(key)) for key, delta in deltas.items()}
+    await repository.save_event_rollups(merged, existing.keys())
+
+
+GrownSessions = dict[str, dict[rollups.SessionKey, rollups.SessionState]]
+
+
+def grown_sessions(rows: list[dict[str, Any]]) -> GrownSessions:
+    """What these new events make of each session they belong to, per project timezone."""
+    grown: GrownSessions = {}
     for group in _groups(rows):
         states = rollups.session_states(group.project_id, group.rows)
         grown.setdefault(group.timezone, {}).update(states)
+    return grown
+
+
+async def merge_sessions(repository: PipelineRepository, grown: GrownSessions) -> None:
+    """Merge the grown sessions with what is stored, and move them in the session rollups."""
     keys = [key for states in grown.values() for key in states]
     if not keys:
         return
@@ -186,21 +217,27 @@ async def roll_up_sessions(repository: PipelineRepository, rows: list[dict[str, 
             deltas[key] = deltas.get(key, rollups.SessionTotals()) + change
     existing = await repository.load_session_rollups(list(deltas))
     merged = {k: existing.get(k, rollups.SessionTotals()) + d for k, d in deltas.items()}
-    await repository.save_sessions(after)
-    await repository.save_session_rollups(merged)
+    await repository.save_sessions(after, before.keys())
+    await repository.save_session_rollups(merged, existing.keys())
 
 
-async def _roll_up_metrics(repository: PipelineRepository, rows: list[dict[str, Any]]) -> None:
+def _metric_deltas(rows: list[dict[str, Any]]) -> dict[rollups.MetricKey, rollups.MetricDelta]:
     deltas: dict[rollups.MetricKey, rollups.MetricDelta] = {}
     for group in _groups(rows):
         for row in group.rows:
             row["tags_key"] = canonical_tags(row["tags"])
         deltas.update(rollups.metric_deltas(group.project_id, group.timezone, group.rows))
+    return deltas
+
+
+async def _merge_metric_deltas(
+    repository: PipelineRepository, deltas: dict[rollups.MetricKey, rollups.MetricDelta]
+) -> None:
     if not deltas:
         return
     existing = await repository.load_metric_rollups(list(deltas))
     merged = {key: rollups.merge_metric(delta, existing.get(key)) for key, delta in deltas.items()}
-    await repository.save_metric_rollups(merged)
+    await repository.save_metric_rollups(merged, existing.keys())
 
 
 async def _count_per_source(

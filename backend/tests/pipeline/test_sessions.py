@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from pulseboard.models import Session, SessionRollup
 from pulseboard.pipeline.partitions import Partitions
-from pulseboard.pipeline.rollups import DAY, HOUR, MINUTE
+from pulseboard.pipeline.repository import PipelineRepository
+from pulseboard.pipeline.rollups import DAY, HOUR, MINUTE, SessionState
 from pulseboard.pipeline.store import store_batches
 from tests.factories import read_session
 from tests.pipeline.helpers import batch, event_item
@@ -115,3 +116,38 @@ async def test_session_rollups_equal_the_sessions_of_their_raw_events(app: FastA
             totals[4],
         )
         assert abs(duration - totals[2]) < 1e-6
+
+
+async def test_a_session_read_as_stored_but_deleted_before_its_write_is_written_again(
+    app: FastAPI,
+) -> None:
+    # Rows read under the rollup lock are updated in place, the others inserted; a row that
+    # retention deletes between the two is inserted with its merged values, not lost.
+    now = datetime.now(UTC).replace(microsecond=0)
+    kept = SessionState(now, now + timedelta(seconds=5), 2, 1)
+    gone = SessionState(now, now + timedelta(seconds=9), 3, 2)
+    new = SessionState(now, now, 1, 1)
+    async with app.state.pulseboard.sessions.begin() as session:
+        repository = PipelineRepository.for_session(session)
+        await repository.save_sessions(
+            {(PROJECT, "kept"): kept, (PROJECT, "gone"): gone}, stored=set()
+        )
+    async with app.state.pulseboard.sessions.begin() as session:
+        await session.execute(delete(Session).where(Session.session_id == "gone"))
+    grown = {
+        (PROJECT, "kept"): SessionState(now, now + timedelta(seconds=30), 4, 2),
+        (PROJECT, "gone"): SessionState(now, now + timedelta(seconds=40), 5, 3),
+        (PROJECT, "new"): new,
+    }
+    async with app.state.pulseboard.sessions.begin() as session:
+        repository = PipelineRepository.for_session(session)
+        await repository.save_sessions(grown, stored={(PROJECT, "kept"), (PROJECT, "gone")})
+    async with read_session(app) as session:
+        rows = (await session.execute(select(Session))).scalars().all()
+        stored = {
+            (r.project_id, r.session_id): SessionState(
+                r.started_at, r.ended_at, r.events, r.pageviews
+            )
+            for r in rows
+        }
+    assert stored == grown
