@@ -280,12 +280,13 @@ def drain(database: str, messages: list[bytes], workers: int) -> float:
         process.start()
     ready.wait(timeout=120)
     started = time.perf_counter()
-    asyncio.run(_wait_drained(len(messages)))
-    elapsed = time.perf_counter() - started
-    for process in processes:
-        process.terminate()
-        process.join()
-    return elapsed
+    try:
+        asyncio.run(_wait_drained(len(messages), processes))
+        return time.perf_counter() - started
+    finally:
+        for process in processes:
+            process.terminate()
+            process.join()
 
 
 async def _fill_stream(messages: list[bytes]) -> None:
@@ -300,15 +301,23 @@ async def _fill_stream(messages: list[bytes]) -> None:
     await redis.aclose()
 
 
-async def _wait_drained(count: int) -> None:
-    """Until the group has read and acknowledged `count` entries."""
+async def _wait_drained(count: int, processes: list[Any], limit: float = 600) -> None:
+    """Until the group has read and acknowledged `count` entries; an error if a worker process
+    ends first, or after `limit` seconds."""
     redis = Redis.from_url(REDIS_URL)
-    while True:
-        (group,) = await redis.xinfo_groups(STREAM)
-        if group["entries-read"] == count and group["pending"] == 0:
-            break
-        await asyncio.sleep(0.01)
-    await redis.aclose()
+    deadline = time.monotonic() + limit
+    try:
+        while True:
+            (group,) = await redis.xinfo_groups(STREAM)
+            if group["entries-read"] == count and group["pending"] == 0:
+                return
+            if not all(process.is_alive() for process in processes):
+                raise RuntimeError("a worker process ended before the stream was drained")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the stream was not drained in {limit:.0f} s")
+            await asyncio.sleep(0.01)
+    finally:
+        await redis.aclose()
 
 
 def _worker_process(database: str, name: str, ready: Any) -> None:
