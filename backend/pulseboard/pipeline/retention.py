@@ -52,6 +52,9 @@ ROLLUP_TABLES: tuple[Table, ...] = (  # type: ignore[assignment]
 )
 # The time a row is expired by, where it is not `timestamp` (raw rows) or `bucket` (rollups).
 EXPIRY_COLUMNS = {SESSIONS.name: "ended_at"}
+# Where the expiry column is not indexed: the indexed column that rows are found and ordered by,
+# never later than it (a session that ended before the cutoff started before it).
+FOUND_BY = {SESSIONS.name: "started_at"}
 # Namespace of the advisory lock that lets one process at a time apply retention.
 RETENTION_LOCK = 7_410_002
 
@@ -192,17 +195,15 @@ def _delete_oldest(
     granularity: int | None,
 ) -> Delete:
     """A statement deleting about `chunk` of the oldest rows, found through the primary key."""
-    moment = table.c[
+    expiry = table.c[
         EXPIRY_COLUMNS.get(table.name, "timestamp" if granularity is None else "bucket")
     ]
-    old: list[ColumnElement[bool]] = [table.c.project_id == project_id, moment < before]
+    moment = table.c[FOUND_BY.get(table.name, expiry.name)]
+    old: list[ColumnElement[bool]] = [table.c.project_id == project_id, expiry < before]
+    if moment is not expiry:
+        old.append(moment < before)
     if granularity is not None:
         old.append(table.c.granularity == granularity)
-    if table.name == SESSIONS.name:
-        # Found through the index of their start: a session that ended before the cutoff
-        # started before it too.
-        old.append(table.c.started_at < before)
-        moment = table.c.started_at
     if dialect == "postgresql" and table.name in PARTITIONED:
         # A ctid is unique only inside one partition, and a join on the key over the parent
         # scans every old row of the project per chunk (measured). So delete up to the
