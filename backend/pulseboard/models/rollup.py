@@ -11,7 +11,8 @@ class EventRollup(Base):
     """Events of one name in one time bucket, overall (dimension "") or for one dimension value.
 
     `granularity` is the bucket width in seconds (60, 3600, 86400). `users` and `sessions` are
-    serialised HyperLogLog sketches, merged across rows for unique counts over any range.
+    serialised HyperLogLog sketches, merged across rows for unique counts over any range. In
+    PostgreSQL they stay in the row rather than in the TOAST table (migration e2b7c4d9a615).
     """
 
     __tablename__ = "event_rollups"

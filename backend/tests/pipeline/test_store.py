@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from pulseboard.models import Event, EventRollup, MetricPoint, MetricRollup
 from pulseboard.pipeline import backlog, sketches
@@ -246,3 +246,37 @@ async def test_metric_rollups_equal_their_raw_points(app: FastAPI, storer: Store
         rank = sum(v <= estimate for v in values) / len(values)
         # A rank moves in steps of 1/n: an hour at the edge of the data may hold a dozen points.
         assert abs(rank - 0.5) < 0.05 + 1 / len(values), (median, estimate, len(values))
+
+
+async def test_a_rollup_row_of_full_sketches_stays_whole_in_its_page(app: FastAPI) -> None:
+    """PostgreSQL keeps a row's two ~2 KB sketches in the row, not in the TOAST table, so that
+    reading and rewriting them touches one page (migration e2b7c4d9a615)."""
+    engine = app.state.pulseboard.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("TOAST is PostgreSQL's")
+    async with engine.connect() as connection:
+        toast = await connection.scalar(
+            text("SELECT reltoastrelid::regclass::text FROM pg_class WHERE relname = :name"),
+            {"name": "event_rollups"},
+        )
+        chunks = text(f"SELECT count(*) FROM {toast}")
+        before = await connection.scalar(chunks)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    items = [
+        event_item(hour + timedelta(seconds=i % 3600), user=f"user-{i}", session=f"session-{i}")
+        for i in range(3000)
+    ]
+    await store_batches(
+        app.state.pulseboard.sessions,
+        Partitions(engine),
+        [batch(PROJECT, SOURCE, items[i : i + 1000]) for i in range(0, 3000, 1000)],
+    )
+
+    async with engine.connect() as connection:
+        sizes = await connection.scalar(
+            select(func.min(func.length(EventRollup.users) + func.length(EventRollup.sessions)))
+            .where(EventRollup.granularity == 3600, EventRollup.dimension == "")
+            .where(EventRollup.project_id == PROJECT)
+        )
+        assert sizes > 4000  # full sketches: the row is past PostgreSQL's default 2 KB target
+        assert await connection.scalar(chunks) == before
