@@ -5,11 +5,12 @@ above them never knows which one answered.
 """
 
 import bisect
+import itertools
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -23,16 +24,19 @@ from sqlalchemy import (
     distinct,
     func,
     literal,
+    literal_column,
     select,
+    union_all,
     values,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import CompoundSelect, Select
 from sqlalchemy.sql.elements import ColumnElement, Grouping
 
 from pulseboard.analytics.fields import EVENT, Field
 from pulseboard.analytics.metrics import PAGEVIEW, Aggregate, Needs, SessionStats
-from pulseboard.analytics.planner import EventQuery, RollupPlan, Span
+from pulseboard.analytics.planner import Bucket, EventQuery, RollupPlan, Span
 from pulseboard.analytics.sql import EventSql, condition, tune_raw_scan
 from pulseboard.models import Event, EventRollup, SessionRollup
 from pulseboard.models.base import UTCDateTime
@@ -124,7 +128,67 @@ class AnalyticsRepository:
 
     async def raw_aggregates(self, query: EventQuery) -> Aggregates:
         events = Event.__table__.c
-        bucket, source, bounds = self._raw_buckets(query)
+        statement: Select[Any] | CompoundSelect[Any]
+        if self._by_whole_days(query.buckets):
+            statement = union_all(
+                *(
+                    self._raw_select(
+                        query,
+                        literal_column(str(index), Integer),
+                        Event.__table__,
+                        [
+                            events.project_id == query.project_id,
+                            events.timestamp >= start,
+                            events.timestamp < end,
+                        ],
+                        grouped=False,
+                    )
+                    for index, (start, end) in enumerate(query.buckets)
+                )
+            )
+        else:
+            statement = self._raw_select(query, *self._raw_buckets(query))
+        await tune_raw_scan(self.session)
+        result: Aggregates = {}
+        for row in (await self.session.execute(statement)).all():
+            if row.events == 0:  # a bucket counted on its own gives a row when it has no events
+                continue
+            result[(int(row.bucket), row.group)] = Aggregate(
+                count=row.events,
+                users=float(getattr(row, "users", 0)),
+                sessions=float(getattr(row, "sessions", 0)),
+            )
+        return result
+
+    def _by_whole_days(self, buckets: tuple[Bucket, ...]) -> bool:
+        """Whether each bucket is counted by a statement of its own (PostgreSQL only).
+
+        When buckets meet only at UTC midnights, no daily partition is read by two buckets, so
+        each bucket's rows can be counted where they are read, instead of every row being given
+        its bucket by `width_bucket` and then sorted by it (a month of raw rows filtered on a
+        property, in psql: 0.88-0.94 s against 1.02-1.13 s). Buckets of hours would each read
+        their day's whole partition; one bucket alone would be read by one process.
+        """
+        return (
+            self.sql.dialect == "postgresql"
+            and 2 <= len(buckets) <= MAX_BUCKET_STATEMENTS
+            and all(
+                _midnight_utc(end) and end <= next_start
+                for (_, end), (next_start, _) in itertools.pairwise(buckets)
+            )
+        )
+
+    def _raw_select(
+        self,
+        query: EventQuery,
+        bucket: Any,
+        source: Any,
+        bounds: list[ColumnElement[bool]],
+        *,
+        grouped: bool = True,
+    ) -> Select[Any]:
+        """Raw rows counted per group, and per bucket unless `bucket` is one bucket's index."""
+        events = Event.__table__.c
         group = self._group(query.group_by)
         columns: list[ColumnElement[Any]] = [
             bucket.label("bucket"),
@@ -136,21 +200,15 @@ class AnalyticsRepository:
                 func.count(distinct(events.distinct_id)).label("users"),
                 func.count(distinct(events.session_id)).label("sessions"),
             ]
-        statement = (
+        keys = [bucket] if grouped else []
+        if query.group_by is not None:
+            keys.append(group.element)
+        return (
             select(*columns)
             .select_from(source)
             .where(*bounds, *self._event_conditions(query))
-            .group_by(bucket, *([] if query.group_by is None else [group.element]))
+            .group_by(*keys)
         )
-        await tune_raw_scan(self.session)
-        result: Aggregates = {}
-        for row in (await self.session.execute(statement)).all():
-            result[(int(row.bucket), row.group)] = Aggregate(
-                count=row.events,
-                users=float(getattr(row, "users", 0)),
-                sessions=float(getattr(row, "sessions", 0)),
-            )
-        return result
 
     def _raw_buckets(self, query: EventQuery) -> tuple[Any, Any, list[ColumnElement[bool]]]:
         """Each raw row's bucket index, the rows to read, and the bounds that keep them."""
@@ -306,6 +364,8 @@ class AnalyticsRepository:
         return stats, durations, dict(sorted(pages_per_session.items()))
 
 
+# Buckets counted by statements of their own at most (more would take long to plan).
+MAX_BUCKET_STATEMENTS = 100
 # How far before and after a range a session's events are read (raw rows only).
 SESSION_REACH = timedelta(hours=12)
 # Session duration bands (label, upper bound in seconds); the last has no upper bound.
@@ -335,3 +395,8 @@ def _by_granularity(plan: RollupPlan) -> dict[int, list[Span]]:
         else:
             same.append(span)
     return joined
+
+
+def _midnight_utc(moment: datetime) -> bool:
+    """Whether this moment is a boundary of PostgreSQL's daily partitions."""
+    return moment.astimezone(UTC).time() == time(0)

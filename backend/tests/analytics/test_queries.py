@@ -1,5 +1,6 @@
 """Overview, timeseries, top events, breakdowns, sessions: exact on both paths and stores."""
 
+import random
 import statistics
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -230,6 +231,55 @@ async def test_rollups_and_raw_rows_give_the_same_answers(
         body.pop("source")
         answers[source] = body
     assert answers["rollups"] == answers["raw"]
+
+
+async def test_raw_daily_series_over_several_days_are_exact(
+    client: httpx.AsyncClient, owner: Actor, project: Project
+) -> None:
+    """Days from raw rows (in PostgreSQL each bucket of whole days is counted on its own) are
+    exact, with a range of whole days and one that starts and ends within a day."""
+    rng = random.Random(11)
+    now = datetime.now(UTC).replace(microsecond=0)
+    sent = []
+    for _ in range(400):
+        user = f"user-{rng.randrange(50)}"
+        sent.append(
+            pageview(
+                distinct_id=user,
+                session_id=f"{user}-{rng.randrange(2)}",
+                timestamp=(now - timedelta(seconds=rng.uniform(60, 5 * 86400))).isoformat(),
+                uuid=str(uuid.uuid4()),
+                properties={"plan": rng.choice(["free", "pro"])},
+            )
+        )
+    for i in range(0, len(sent), 100):
+        assert (await ingest(client, project["write_key"], sent[i : i + 100])).status_code == 202
+    pro = [e for e in sent if e["properties"]["plan"] == "pro"]
+    midnight = now.replace(hour=0, minute=0, second=0)
+    for start, end in [
+        (midnight - timedelta(days=5), midnight + timedelta(days=1)),
+        (now - timedelta(days=4, hours=7), now - timedelta(hours=3)),
+    ]:
+        body = await get(
+            client,
+            owner,
+            project,
+            "timeseries",
+            **{"from": start.isoformat(), "to": end.isoformat()},
+            interval="day",
+            metric="unique_users",
+            filters=filters(("plan", "eq", "pro")),
+        )
+        assert body["source"] == "raw"
+        expected = []
+        day = start.replace(hour=0, minute=0, second=0)
+        while day < end:
+            low, high = max(day, start), min(day + timedelta(days=1), end)
+            moments = [(e, datetime.fromisoformat(e["timestamp"])) for e in pro]
+            expected.append(len({e["distinct_id"] for e, at in moments if low <= at < high}))
+            day += timedelta(days=1)
+        [series] = body["series"]
+        assert [point["value"] for point in series["data"]] == expected
 
 
 async def test_sessions_give_the_duration_and_pages_distributions(
