@@ -30,6 +30,7 @@ bench: install ## Benchmarks (need PostgreSQL, Redis and wrk); tables printed, J
 	$(BIN)/python bench/sketches.py
 	$(BIN)/python bench/enrich.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/partial_rollups.py
 	$(BIN)/python bench/query.py
 	$(BIN)/python bench/live.py
 

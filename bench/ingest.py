@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -266,14 +266,20 @@ def pipeline_messages(project_id: uuid.UUID, source_id: uuid.UUID) -> list[bytes
     return messages
 
 
-def drain(database: str, messages: list[bytes], workers: int) -> float:
+def drain(
+    database: str,
+    messages: list[bytes],
+    workers: int,
+    target: Callable[[str, str, Any], None] | None = None,
+) -> float:
     """Seconds for `workers` worker processes (as `pulseboard worker` runs, one loop each) to
-    store and ack every message already in the stream, timed from when all of them are ready."""
+    store and ack every message already in the stream, timed from when all of them are ready.
+    `target(database, name, ready)` runs in each process (picklable; the real worker if None)."""
     asyncio.run(_fill_stream(messages))
     context = multiprocessing.get_context("spawn")
     ready = context.Barrier(workers + 1)
     processes = [
-        context.Process(target=_worker_process, args=(database, f"w{i}", ready))
+        context.Process(target=target or _worker_process, args=(database, f"w{i}", ready))
         for i in range(workers)
     ]
     for process in processes:
