@@ -248,12 +248,11 @@ async def test_metric_rollups_equal_their_raw_points(app: FastAPI, storer: Store
         assert abs(rank - 0.5) < 0.05 + 1 / len(values), (median, estimate, len(values))
 
 
+@pytest.mark.parametrize("settings", ["postgresql"], indirect=True)  # TOAST is PostgreSQL's
 async def test_a_rollup_row_of_full_sketches_stays_whole_in_its_page(app: FastAPI) -> None:
     """PostgreSQL keeps a row's two ~2 KB sketches in the row, not in the TOAST table, so that
     reading and rewriting them touches one page (migration e2b7c4d9a615)."""
     engine = app.state.pulseboard.engine
-    if engine.dialect.name != "postgresql":
-        pytest.skip("TOAST is PostgreSQL's")
     async with engine.connect() as connection:
         toast = await connection.scalar(
             text("SELECT reltoastrelid::regclass::text FROM pg_class WHERE relname = :name"),
