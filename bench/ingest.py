@@ -186,17 +186,25 @@ def post_script(directory: Path, key: str, bodies: int = 50) -> Path:
     return script
 
 
-def bench_api(seconds: int, directory: Path) -> dict[str, Any]:
+def fresh_database() -> str:
+    """The bench database made again, empty, and migrated; its URL."""
     database = asyncio.run(reset_database())
+    subprocess.run(
+        [PULSEBOARD, "migrate"],
+        env={**os.environ, "PULSEBOARD_DATABASE_URL": database, "PULSEBOARD_SECRET_KEY": SECRET},
+        check=True,
+        capture_output=True,
+    )
+    return database
+
+
+def bench_api(seconds: int, directory: Path) -> dict[str, Any]:
     env = {
         "PULSEBOARD_ENVIRONMENT": "production",
-        "PULSEBOARD_DATABASE_URL": database,
+        "PULSEBOARD_DATABASE_URL": fresh_database(),
         "PULSEBOARD_REDIS_URL": REDIS_URL,
         "PULSEBOARD_SECRET_KEY": SECRET,
     }
-    subprocess.run(
-        [PULSEBOARD, "migrate"], env={**os.environ, **env}, check=True, capture_output=True
-    )
     with server(env, workers=2, cwd=directory) as base:
         script = post_script(directory, project_key(base)[1])
         wrk(f"{base}/api/v1/events/ingest", 2, 32, script)  # warm up caches and connections
@@ -384,13 +392,7 @@ async def copy_reference(database: str, messages: list[bytes]) -> float:
 
 
 def bench_pipeline() -> dict[str, Any]:
-    database = asyncio.run(reset_database())
-    subprocess.run(
-        [PULSEBOARD, "migrate"],
-        env={**os.environ, "PULSEBOARD_DATABASE_URL": database, "PULSEBOARD_SECRET_KEY": SECRET},
-        check=True,
-        capture_output=True,
-    )
+    database = fresh_database()
     project_id, source_id = uuid.uuid4(), uuid.uuid4()
     messages = pipeline_messages(project_id, source_id)
     url = database.replace("postgresql://", "postgresql+asyncpg://")
@@ -398,17 +400,7 @@ def bench_pipeline() -> dict[str, Any]:
     copy_seconds = asyncio.run(copy_reference(database, messages))
     result["reference_copy_events_per_s"] = PIPELINE_EVENTS / copy_seconds
     for workers in (1, 2):
-        asyncio.run(reset_database())
-        subprocess.run(
-            [PULSEBOARD, "migrate"],
-            env={
-                **os.environ,
-                "PULSEBOARD_DATABASE_URL": database,
-                "PULSEBOARD_SECRET_KEY": SECRET,
-            },
-            check=True,
-            capture_output=True,
-        )
+        fresh_database()
         seconds = drain(url, messages, workers)
         result[f"workers_{workers}_events_per_s"] = PIPELINE_EVENTS / seconds
     best = max(result["workers_1_events_per_s"], result["workers_2_events_per_s"])

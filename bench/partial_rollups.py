@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -36,7 +35,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from common import PULSEBOARD, ROOT, SECRET
+from common import ROOT
 
 sys.path.insert(0, str(ROOT / "backend"))
 
@@ -45,8 +44,8 @@ from ingest import (
     PIPELINE_EVENTS,
     _worker_loop,
     drain,
+    fresh_database,
     pipeline_messages,
-    reset_database,
 )
 
 from pulseboard.pipeline import sketches, store
@@ -82,14 +81,9 @@ def _worker_process(database: str, name: str, ready: Any, appending: bool) -> No
     asyncio.run(_worker_loop(database, name, ready))
 
 
-def fresh_database() -> str:
-    database = asyncio.run(reset_database())
-    subprocess.run(
-        [PULSEBOARD, "migrate"],
-        env={**os.environ, "PULSEBOARD_DATABASE_URL": database, "PULSEBOARD_SECRET_KEY": SECRET},
-        check=True,
-        capture_output=True,
-    )
+def database_with_parts() -> str:
+    """A fresh, migrated bench database with the table of partial rows; its URL."""
+    database = fresh_database()
     asyncio.run(_make_parts_table(database))
     return database
 
@@ -146,15 +140,15 @@ async def afterwards(database: str) -> dict[str, Any]:
 
 
 async def _reads(connection: Any, table: str = PARTS) -> dict[str, float]:
-    """Median ms to read and union the day's hourly and daily total sketches (20 runs)."""
+    """Median ms to read the day's hourly and daily total user sketches and union each bucket's
+    (20 runs)."""
     figures = {}
     for label, granularity in (("hourly totals", 3600), ("daily totals", 86400)):
         times = []
         for _ in range(20):
             began = time.perf_counter()
             rows = await connection.fetch(
-                f"SELECT bucket, users, sessions FROM {table} "
-                "WHERE granularity = $1 AND dimension = ''",
+                f"SELECT bucket, users FROM {table} WHERE granularity = $1 AND dimension = ''",
                 granularity,
             )
             by_bucket: dict[datetime, list[bytes]] = defaultdict(list)
@@ -177,7 +171,7 @@ def main() -> None:
     }
     for workers in (1, 2):
         for way in ("merged", "appended"):
-            database = fresh_database()
+            database = database_with_parts()
             target = functools.partial(_worker_process, appending=way == "appended")
             seconds = drain(database, messages, workers, target)
             results[f"{way}_{workers}_events_per_s"] = PIPELINE_EVENTS / seconds

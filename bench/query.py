@@ -1,7 +1,7 @@
 """Query benchmarks on 10M events over 30 days in PostgreSQL, cold and warm.
 
 The events are loaded by COPY and their rollups built by the worker's own code
-(`pipeline.store.roll_up_events` and `roll_up_sessions`, the merges the worker runs per batch),
+(`pipeline.store`'s event deltas and grown sessions, merged as the worker merges them per batch),
 100k events per transaction. The dataset is kept in the database `pulseboard_bench_query`
 between runs and made again only with --reload or when its size differs.
 
@@ -50,7 +50,12 @@ from pulseboard.main import create_app
 from pulseboard.models import Event, Project
 from pulseboard.pipeline.partitions import Partitions
 from pulseboard.pipeline.repository import PipelineRepository
-from pulseboard.pipeline.store import roll_up_events, roll_up_sessions
+from pulseboard.pipeline.store import (
+    event_deltas,
+    grown_sessions,
+    merge_event_deltas,
+    merge_sessions,
+)
 
 RESULTS = ROOT / "bench" / "results" / "query.json"
 BENCH_DB = "pulseboard_bench_query"
@@ -269,8 +274,9 @@ async def load(events: int) -> dict[str, Any]:
         for offset in range(0, len(rows), CHUNK):
             async with sessions.begin() as session:
                 repository = PipelineRepository.for_session(session)
-                await roll_up_events(repository, rows[offset : offset + CHUNK])
-                await roll_up_sessions(repository, rows[offset : offset + CHUNK])
+                chunk = rows[offset : offset + CHUNK]
+                await merge_event_deltas(repository, event_deltas(chunk))
+                await merge_sessions(repository, grown_sessions(chunk))
         rollup_seconds += time.perf_counter() - began
         print(f"  loaded {day} ({time.perf_counter() - started:.0f} s)", flush=True)
     # What autovacuum does after a bulk load: statistics, and the visibility map that lets

@@ -162,16 +162,6 @@ def _groups(rows: list[dict[str, Any]]) -> list[_Group]:
     return list(groups.values())
 
 
-async def roll_up_events(repository: PipelineRepository, rows: list[dict[str, Any]]) -> None:
-    """Merge what these new events add into their rollup rows (each row needs `_timezone`)."""
-    await merge_event_deltas(repository, event_deltas(rows))
-
-
-async def roll_up_sessions(repository: PipelineRepository, rows: list[dict[str, Any]]) -> None:
-    """Grow the sessions these new events belong to, and move them in the session rollups."""
-    await merge_sessions(repository, grown_sessions(rows))
-
-
 def event_deltas(rows: list[dict[str, Any]]) -> dict[rollups.EventKey, rollups.EventDelta]:
     """What these new events add to each event rollup row."""
     deltas: dict[rollups.EventKey, rollups.EventDelta] = {}
