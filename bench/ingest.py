@@ -6,7 +6,8 @@
 2. pipeline  — end to end into PostgreSQL: batches waiting in the Redis stream, drained by the
                real worker (raw rows + rollups + acks) in 1 and in 2 processes, as that many
                `pulseboard worker` would; reference: a raw COPY of the same rows into an
-               unpartitioned copy of the events table.
+               unpartitioned copy of the events table. Also the design's ceiling: the same
+               two workers with the rollups left out (raw rows, uuid claims and acks only).
 3. embedded  — `pulseboard serve` on SQLite with the in-process bus: every 202 is a commit of the
                raw rows, rolled up within 250 ms; the throughput counts the time an API
                read then takes to have the last of them rolled up.
@@ -338,6 +339,18 @@ def _worker_process(database: str, name: str, ready: Any) -> None:
     asyncio.run(_worker_loop(database, name, ready))
 
 
+def _raw_only_process(database: str, name: str, ready: Any) -> None:
+    """A worker process that stores, claims and acks as the real one does, and rolls up
+    nothing: not a mode of the product, the ceiling of its raw path."""
+    from pulseboard.pipeline import store
+
+    async def no_rollups(repository: Any, stored: Any) -> None:
+        return None
+
+    store.roll_up = no_rollups  # type: ignore[assignment]
+    _worker_process(database, name, ready)
+
+
 async def _worker_loop(database: str, name: str, ready: Any) -> None:
     tune_gc()  # as `pulseboard worker` does
     redis = Redis.from_url(REDIS_URL)
@@ -405,6 +418,13 @@ def bench_pipeline() -> dict[str, Any]:
         result[f"workers_{workers}_events_per_s"] = PIPELINE_EVENTS / seconds
     best = max(result["workers_1_events_per_s"], result["workers_2_events_per_s"])
     result["ratio_to_copy"] = best / result["reference_copy_events_per_s"]
+    # The ceiling of the design: the same two workers with the rollups left out altogether.
+    fresh_database()
+    seconds = drain(url, messages, 2, _raw_only_process)
+    result["raw_only_workers_2_events_per_s"] = PIPELINE_EVENTS / seconds
+    result["raw_only_ratio_to_copy"] = (
+        result["raw_only_workers_2_events_per_s"] / result["reference_copy_events_per_s"]
+    )
     return result
 
 
@@ -486,6 +506,12 @@ def main() -> None:
                 f"{pipe['workers_2_events_per_s']:,.0f} events/s",
                 "≥ 0.6 x COPY",
                 f"ratio {pipe['ratio_to_copy']:.2f}",
+            ),
+            (
+                "  ceiling: 2 workers, rollups left out",
+                f"{pipe['raw_only_workers_2_events_per_s']:,.0f} events/s",
+                "",
+                f"ratio {pipe['raw_only_ratio_to_copy']:.2f}",
             ),
         ]
     if "embedded" in results:
