@@ -7,7 +7,8 @@
                real worker (raw rows + rollups + acks) in 1 and in 2 processes, as that many
                `pulseboard worker` would; reference: a raw COPY of the same rows into an
                unpartitioned copy of the events table. Also the design's ceiling: the same
-               two workers with the rollups left out (raw rows, uuid claims and acks only).
+               two workers with the rollups left out (raw rows, uuid claims, source counters
+               and acks only).
 3. embedded  — `pulseboard serve` on SQLite with the in-process bus: every 202 is a commit of the
                raw rows, rolled up within 250 ms; the throughput counts the time an API
                read then takes to have the last of them rolled up.
