@@ -20,6 +20,7 @@ Writes bench/results/ingest.json. Traffic goes to 127.0.0.1 only, bounded in tim
 
 import argparse
 import asyncio
+import functools
 import json
 import multiprocessing
 import os
@@ -336,20 +337,21 @@ async def _wait_drained(count: int, processes: list[Any], limit: float = 600) ->
         await redis.aclose()
 
 
-def _worker_process(database: str, name: str, ready: Any) -> None:
+def _worker_process(
+    database: str, name: str, ready: Any, roll_up: Callable[..., Any] | None = None
+) -> None:
+    """One worker process; with `roll_up`, its stores roll up by that instead of
+    `store.roll_up` (a bench of another design, never a mode of the product)."""
+    if roll_up is not None:
+        from pulseboard.pipeline import store
+
+        store.roll_up = roll_up
     asyncio.run(_worker_loop(database, name, ready))
 
 
-def _raw_only_process(database: str, name: str, ready: Any) -> None:
-    """A worker process that stores, claims and acks as the real one does, and rolls up
-    nothing: not a mode of the product, the ceiling of its raw path."""
-    from pulseboard.pipeline import store
-
-    async def no_rollups(repository: Any, stored: Any) -> None:
-        return None
-
-    store.roll_up = no_rollups  # type: ignore[assignment]
-    _worker_process(database, name, ready)
+async def no_rollups(repository: Any, stored: Any) -> None:
+    """Rolls up nothing: the worker then stores, claims and acks only, the ceiling of its raw
+    path."""
 
 
 async def _worker_loop(database: str, name: str, ready: Any) -> None:
@@ -421,7 +423,7 @@ def bench_pipeline() -> dict[str, Any]:
     result["ratio_to_copy"] = best / result["reference_copy_events_per_s"]
     # The ceiling of the design: the same two workers with the rollups left out altogether.
     fresh_database()
-    seconds = drain(url, messages, 2, _raw_only_process)
+    seconds = drain(url, messages, 2, functools.partial(_worker_process, roll_up=no_rollups))
     result["raw_only_workers_2_events_per_s"] = PIPELINE_EVENTS / seconds
     result["raw_only_ratio_to_copy"] = (
         result["raw_only_workers_2_events_per_s"] / result["reference_copy_events_per_s"]

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT / "backend"))
 import asyncpg
 from ingest import (
     PIPELINE_EVENTS,
-    _worker_loop,
+    _worker_process,
     drain,
     fresh_database,
     pipeline_messages,
@@ -73,12 +73,6 @@ async def roll_up_appending(repository: Any, stored: store.Stored) -> None:
     await append_parts(repository, events)
     await repository.lock_rollups(set(stored.events))
     await store.merge_sessions(repository, sessions)
-
-
-def _worker_process(database: str, name: str, ready: Any, appending: bool) -> None:
-    if appending:
-        store.roll_up = roll_up_appending  # type: ignore[assignment]
-    asyncio.run(_worker_loop(database, name, ready))
 
 
 def database_with_parts() -> str:
@@ -172,7 +166,9 @@ def main() -> None:
     for workers in (1, 2):
         for way in ("merged", "appended"):
             database = database_with_parts()
-            target = functools.partial(_worker_process, appending=way == "appended")
+            target = functools.partial(
+                _worker_process, roll_up=roll_up_appending if way == "appended" else None
+            )
             seconds = drain(database, messages, workers, target)
             results[f"{way}_{workers}_events_per_s"] = PIPELINE_EVENTS / seconds
             print(f"{way}, {workers} worker(s): {PIPELINE_EVENTS / seconds:,.0f} events/s")

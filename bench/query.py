@@ -416,7 +416,7 @@ async def bench(
             if _chosen("raw", only):
                 results[label] = {
                     "kind": "reference",
-                    **await bare_month(start, end, dataset["project_id"]),
+                    **await bare_month(redis, start, end, dataset["project_id"]),
                 }
 
             # Unique users over 30 days, from rollups, through the service (the overview's number).
@@ -452,7 +452,9 @@ async def bench(
     return results
 
 
-async def bare_month(start: datetime, end: datetime, project: str) -> dict[str, float]:
+async def bare_month(
+    redis: Redis, start: datetime, end: datetime, project: str
+) -> dict[str, float]:
     """The floor of any raw query over the month on this machine: its rows counted in one
     statement, with the app's settings (JIT off, a plan for the values given) and none of the
     filter's work."""
@@ -463,21 +465,16 @@ async def bare_month(start: datetime, end: datetime, project: str) -> dict[str, 
             "SELECT count(*) FROM events WHERE project_id = $1 AND timestamp >= $2 "
             "AND timestamp < $3"
         )
-        # fetch, not fetchval: asyncpg asks for one row then, and PostgreSQL runs a portal that
-        # may be resumed without parallel workers (1.5 s here against 0.8 s).
-        await statement.fetch(uuid.UUID(project), start, end)  # once untimed, as the others
-        samples = []
-        for _ in range(BARE_RUNS):
-            began = time.perf_counter()
-            await statement.fetch(uuid.UUID(project), start, end)
-            samples.append((time.perf_counter() - began) * 1000)
+        project_id = uuid.UUID(project)
+
+        async def run() -> None:
+            # fetch, not fetchval: asyncpg asks for one row then, and PostgreSQL runs a portal
+            # that may be resumed without parallel workers (1.5 s here against 0.8 s).
+            await statement.fetch(project_id, start, end)
+
+        return await timed(run, redis, BARE_RUNS, 0)
     finally:
         await connection.close()
-    return {
-        "cold_p50_ms": statistics.median(samples),
-        "cold_p95_ms": percentile(samples, 0.95),
-        "runs": BARE_RUNS,
-    }
 
 
 def _chosen(label: str, only: list[str] | None) -> bool:

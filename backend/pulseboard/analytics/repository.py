@@ -127,7 +127,6 @@ class AnalyticsRepository:
     # Raw rows ------------------------------------------------------------------------------------
 
     async def raw_aggregates(self, query: EventQuery) -> Aggregates:
-        events = Event.__table__.c
         statement: Select[Any] | CompoundSelect[Any]
         if self._by_whole_days(query.buckets):
             statement = union_all(
@@ -136,11 +135,7 @@ class AnalyticsRepository:
                         query,
                         literal_column(str(index), Integer),
                         Event.__table__,
-                        [
-                            events.project_id == query.project_id,
-                            events.timestamp >= start,
-                            events.timestamp < end,
-                        ],
+                        _in_range(query, start, end),
                         grouped=False,
                     )
                     for index, (start, end) in enumerate(query.buckets)
@@ -222,15 +217,7 @@ class AnalyticsRepository:
             index = func.width_bucket(
                 events.timestamp, bindparam("edges", edges, type_=ARRAY(DateTime(timezone=True)))
             )
-            return (
-                index - 1,
-                Event.__table__,
-                [
-                    events.project_id == query.project_id,
-                    events.timestamp >= edges[0],
-                    events.timestamp < edges[-1],
-                ],
-            )
+            return index - 1, Event.__table__, _in_range(query, edges[0], edges[-1])
         buckets = (
             values(
                 column("i", Integer),
@@ -395,6 +382,16 @@ def _by_granularity(plan: RollupPlan) -> dict[int, list[Span]]:
         else:
             same.append(span)
     return joined
+
+
+def _in_range(query: EventQuery, start: datetime, end: datetime) -> list[ColumnElement[bool]]:
+    """The project's raw rows from `start` to `end`."""
+    events = Event.__table__.c
+    return [
+        events.project_id == query.project_id,
+        events.timestamp >= start,
+        events.timestamp < end,
+    ]
 
 
 def _midnight_utc(moment: datetime) -> bool:
