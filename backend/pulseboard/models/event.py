@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, Text
+from sqlalchemy import JSON, Index, LargeBinary, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -59,4 +59,5 @@ class Event(Base):
     utm_campaign: Mapped[str | None] = mapped_column(String(200))
     utm_term: Mapped[str | None] = mapped_column(String(200))
     utm_content: Mapped[str | None] = mapped_column(String(200))
-    ip_hash: Mapped[str | None] = mapped_column(String(64))
+    # SHA-256 as its 32 bytes, not 64 hex characters: the widest value of a row from a browser.
+    ip_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))

@@ -35,6 +35,10 @@ def decode(payload: bytes) -> Batch:
         for item in items:
             item["id"] = uuid.UUID(item["id"])
             item["timestamp"] = datetime.fromisoformat(item["timestamp"])
+            # Hex on the bus (JSON has no bytes), stored as its 32 bytes.
+            digest = item.get("ip_hash")
+            if digest is not None:
+                item["ip_hash"] = bytes.fromhex(digest)
         return Batch(
             kind=kind,
             project_id=uuid.UUID(message["project_id"]),

@@ -1,4 +1,5 @@
 import asyncio
+import hashlib
 import random
 import sqlite3
 import uuid
@@ -217,3 +218,65 @@ async def _events_table(settings: Settings) -> _EventsTable:
             )
     finally:
         await engine.dispose()
+
+
+HEX = hashlib.sha256(b"salt\0project\0203.0.113.7").hexdigest()
+
+
+def test_sqlite_ip_hashes_become_bytes_and_hex_again(tmp_path: Path) -> None:
+    """Migration c4e8a1f7d362 stores each ip_hash as its 32 bytes; its downgrade as hex."""
+    config = alembic_config(make_settings(tmp_path))
+    command.upgrade(config, "e2b7c4d9a615")
+    database = tmp_path / "pulseboard.db"
+    with closing(sqlite3.connect(database)) as connection, connection:
+        connection.executemany(
+            "INSERT INTO events (project_id, timestamp, id, source_id, received_at, is_bot, "
+            "event_name, properties, distinct_id, ip_hash) "
+            "VALUES (?, '2026-12-06 10:00:00.000000', ?, ?, '2026-12-06 10:00:00.000000', 0, "
+            "'pageview', '{}', 'u', ?)",
+            [(uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex, h) for h in (HEX, None)],
+        )
+
+    def stored() -> list[Any]:
+        with closing(sqlite3.connect(database)) as connection:
+            rows = connection.execute("SELECT ip_hash FROM events ORDER BY ip_hash IS NULL")
+            return [row[0] for row in rows]
+
+    command.upgrade(config, "c4e8a1f7d362")
+    assert stored() == [bytes.fromhex(HEX), None]
+    command.downgrade(config, "e2b7c4d9a615")
+    assert stored() == [HEX, None]
+
+
+def test_postgres_ip_hashes_become_bytes_and_hex_again(postgres_url: str, tmp_path: Path) -> None:
+    url = asyncio.run(_fresh_database(postgres_url, "pulseboard_test_ip_hash"))
+    config = alembic_config(make_settings(tmp_path, url))
+    command.upgrade(config, "e2b7c4d9a615")
+
+    async def run(*statements: str) -> list[Any]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as connection:
+                result = None
+                for statement in statements:
+                    result = await connection.execute(text(statement))
+                return list(result.scalars()) if result is not None and result.returns_rows else []
+        finally:
+            await engine.dispose()
+
+    asyncio.run(
+        run(
+            "CREATE TABLE events_p20261206 PARTITION OF events "
+            "FOR VALUES FROM ('2026-12-06 00:00+00') TO ('2026-12-07 00:00+00')",
+            "INSERT INTO events (project_id, timestamp, id, source_id, received_at, is_bot, "
+            "event_name, properties, distinct_id, ip_hash) "
+            f"SELECT gen_random_uuid(), '2026-12-06 10:00+00', gen_random_uuid(), "
+            f"gen_random_uuid(), now(), false, 'pageview', '{{}}', 'u', h "
+            f"FROM (VALUES ('{HEX}'), (NULL)) AS given (h)",
+        )
+    )
+    query = "SELECT ip_hash FROM events ORDER BY ip_hash IS NULL"
+    command.upgrade(config, "c4e8a1f7d362")
+    assert asyncio.run(run(query)) == [bytes.fromhex(HEX), None]
+    command.downgrade(config, "e2b7c4d9a615")
+    assert asyncio.run(run(query)) == [HEX, None]
