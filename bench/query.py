@@ -3,7 +3,7 @@
 The events are loaded by COPY and their rollups built by the worker's own code
 (`pipeline.store`'s event deltas and grown sessions, merged as the worker merges them per batch),
 100k events per transaction. The dataset is kept in the database `pulseboard_bench_query`
-between runs and made again only with --reload or when its size differs.
+between runs and made again only with --reload or when its size or the schema differs.
 
 Each query goes through the real app (FastAPI in-process over ASGI, Redis result cache):
   cold — the result cache emptied before each run (PostgreSQL's own buffers stay warm, and
@@ -20,6 +20,7 @@ Needs PostgreSQL and Redis on 127.0.0.1. Run: backend/.venv/bin/python bench/que
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import platform
@@ -132,10 +133,14 @@ async def existing_dataset(events: int) -> dict[str, Any] | None:
     connection = await asyncpg.connect(DATABASE_URL)
     try:
         row = await connection.fetchrow("SELECT value FROM bench_dataset WHERE events = $1", events)
+        revision = await connection.fetchval("SELECT version_num FROM alembic_version")
     except asyncpg.UndefinedTableError:
         return None
     finally:
         await connection.close()
+    # A dataset loaded under an older schema is loaded again, in the schema the app has now.
+    if revision != migrations.head():
+        return None
     return orjson.loads(row["value"]) if row else None
 
 
@@ -162,6 +167,8 @@ def day_of_events(
 ) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
     """One day's events as COPY records and as the rows the rollup code reads."""
     midnight = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    # Every event sent from a browser has one, as wide as a row's widest other values.
+    ip_hashes: dict[int, bytes] = {}
     seconds = np.sort(rng.integers(0, 86400, count))
     # Skewed: a few users make many events, most make few.
     users = (USERS * rng.random(count) ** 2.5).astype(np.int64)
@@ -194,6 +201,9 @@ def day_of_events(
         source = sources[i]
         event_id = uuid.UUID(int=(int(ids[i, 0]) << 64) | int(ids[i, 1]))
         browser, os_name, device = str(browsers[i]), str(oses[i]), str(devices[i])
+        ip = ip_hashes.get(users[i])
+        if ip is None:
+            ip = ip_hashes[users[i]] = hashlib.sha256(f"{day}\0{user}".encode()).digest()
         records.append(
             (
                 project_id,
@@ -218,7 +228,7 @@ def day_of_events(
                 os_name,
                 device,
                 bool(bots[i]),
-                None,
+                ip,
                 received,
             )
         )
@@ -477,6 +487,28 @@ async def bare_month(
         await connection.close()
 
 
+async def server_settings() -> dict[str, str]:
+    """The PostgreSQL settings that raw scans depend on, recorded beside their figures."""
+    connection = await asyncpg.connect(DATABASE_URL)
+    try:
+        rows = await connection.fetch(
+            "SELECT name, current_setting(name) AS value FROM pg_settings WHERE name = ANY($1)",
+            list(SERVER_SETTINGS),
+        )
+    finally:
+        await connection.close()
+    return {row["name"]: row["value"] for row in sorted(rows)}
+
+
+SERVER_SETTINGS = (
+    "server_version",
+    "shared_buffers",
+    "huge_pages",
+    "max_parallel_workers_per_gather",
+    "work_mem",
+)
+
+
 def _chosen(label: str, only: list[str] | None) -> bool:
     """Whether `--only` (any of its parts in the label) keeps this query; all without it."""
     return not only or any(part in label for part in only)
@@ -490,10 +522,11 @@ async def main_async(args: argparse.Namespace) -> None:
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "postgres": await server_settings(),
         "dataset": {k: v for k, v in dataset.items() if k != "email"},
         "queries": await bench(dataset, args.runs, args.only),
     }
-    print()
+    print("\nPostgreSQL: " + ", ".join(f"{k} {v}" for k, v in results["postgres"].items()))
     print(f"{'query':<46} {'cold p50/p95 ms':>18} {'warm p50/p95 ms':>16}  target")
     for label, figures in results["queries"].items():
         if "cold_p50_ms" not in figures:

@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from alembic import command
 from pulseboard.core.settings import Settings
@@ -21,11 +22,21 @@ def include_name(name: str | None, type_: str, parent_names: Mapping[str, str | 
 
 
 def alembic_config(settings: Settings) -> Config:
+    config = _scripts()
+    config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
+    return config
+
+
+def _scripts() -> Config:
     config = Config(BACKEND_DIR / "alembic.ini")
     config.set_main_option("script_location", str(BACKEND_DIR / "alembic"))
-    config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
     return config
 
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
     command.upgrade(alembic_config(settings), revision)
+
+
+def head() -> str | None:
+    """The revision the migrations lead to."""
+    return ScriptDirectory.from_config(_scripts()).get_current_head()
