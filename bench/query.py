@@ -167,7 +167,8 @@ def day_of_events(
 ) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
     """One day's events as COPY records and as the rows the rollup code reads."""
     midnight = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-    # Every event sent from a browser has one, as wide as a row's widest other values.
+    # Every event sent from a browser has an ip_hash (the day's salt and the visitor's address
+    # hashed): here one per user and day, stored as the worker stores it, 32 bytes.
     ip_hashes: dict[int, bytes] = {}
     seconds = np.sort(rng.integers(0, 86400, count))
     # Skewed: a few users make many events, most make few.
