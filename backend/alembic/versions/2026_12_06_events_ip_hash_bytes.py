@@ -15,7 +15,7 @@ Create Date: 2026-12-06 11:00:00
 """
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 
@@ -29,34 +29,35 @@ depends_on: str | Sequence[str] | None = None
 CHUNK = 10_000
 
 
+BYTES: Final = sa.LargeBinary(32)
+HEX: Final = sa.String(64)
+
+
 def upgrade() -> None:
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql":
-        op.execute(
-            "ALTER TABLE events ALTER COLUMN ip_hash TYPE bytea USING decode(ip_hash, 'hex')"
-        )
-        return
-    # Converted first: the table is then copied with CAST(ip_hash AS BLOB), which keeps a blob
-    # as it is but would turn the text into the bytes of its hex characters.
-    _convert(bind, "text", bytes.fromhex)
-    with op.batch_alter_table("events") as batch:
-        batch.alter_column(
-            "ip_hash", type_=sa.LargeBinary(32), existing_type=sa.String(64), existing_nullable=True
-        )
+    _retype("bytea USING decode(ip_hash, 'hex')", BYTES, HEX, "text", bytes.fromhex)
 
 
 def downgrade() -> None:
+    _retype("varchar(64) USING encode(ip_hash, 'hex')", HEX, BYTES, "blob", bytes.hex)
+
+
+def _retype(
+    postgres: str,
+    new: sa.types.TypeEngine[Any],
+    old: sa.types.TypeEngine[Any],
+    stored_as: str,
+    convert: Callable[[Any], Any],
+) -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
-        op.execute(
-            "ALTER TABLE events ALTER COLUMN ip_hash TYPE varchar(64) USING encode(ip_hash, 'hex')"
-        )
+        op.execute(f"ALTER TABLE events ALTER COLUMN ip_hash TYPE {postgres}")
         return
-    _convert(bind, "blob", bytes.hex)
+    # Converted first: the table is then copied with a CAST to the new type, which keeps a value
+    # of that type as it is but would turn hex text into the bytes of its characters (and bytes
+    # into text that is not UTF-8).
+    _convert(bind, stored_as, convert)
     with op.batch_alter_table("events") as batch:
-        batch.alter_column(
-            "ip_hash", type_=sa.String(64), existing_type=sa.LargeBinary(32), existing_nullable=True
-        )
+        batch.alter_column("ip_hash", type_=new, existing_type=old, existing_nullable=True)
 
 
 def _convert(bind: sa.Connection, stored_as: str, convert: Callable[[Any], Any]) -> None:
