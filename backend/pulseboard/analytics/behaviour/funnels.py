@@ -10,7 +10,6 @@ steps are measured along that deepest chain.
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -77,12 +76,13 @@ class FunnelCounter:
 
     def __init__(self, steps: Sequence[Step], window_seconds: int) -> None:
         self.steps = steps
-        self.window = timedelta(seconds=window_seconds)
+        self.window = window_seconds * 1_000_000  # microseconds, as the events' times come
         self.reached = [0] * len(steps)
         self.gaps: list[list[float]] = [[] for _ in steps]
         self._matches: dict[tuple[str, str | None], tuple[int, ...]] = {}
 
-    def add_user(self, events: Sequence[tuple[datetime, str, str | None]]) -> None:
+    def add_user(self, events: Sequence[tuple[int, str, str | None]]) -> None:
+        """One user's events in time order: (microseconds since the epoch, name, path)."""
         if len(events) == 1:
             # Most users: one event can only open a chain, and only if it is the first step.
             _, event, path = events[0]
@@ -90,7 +90,7 @@ class FunnelCounter:
             if matches and matches[-1] == 0:
                 self.reached[0] += 1
             return
-        chains: list[tuple[datetime, ...] | None] = [None] * len(self.steps)
+        chains: list[tuple[int, ...] | None] = [None] * len(self.steps)
         matched = [(timestamp, self._matching(event, path)) for timestamp, event, path in events]
         # Events of the same instant are taken in the funnel's order, not in the order of ids.
         matched.sort(key=lambda item: (item[0], item[1][-1] if item[1] else 0))
@@ -111,7 +111,7 @@ class FunnelCounter:
         for index in range(deepest + 1):
             self.reached[index] += 1
             if index:
-                self.gaps[index].append((chain[index] - chain[index - 1]).total_seconds())
+                self.gaps[index].append((chain[index] - chain[index - 1]) / 1_000_000)
 
     def _matching(self, event: str, path: str | None) -> tuple[int, ...]:
         """The steps an event matches, the last first (remembered: few events differ)."""

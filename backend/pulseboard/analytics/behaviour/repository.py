@@ -7,10 +7,10 @@ funnel, retention and path logic runs in Python over ordered streams that the se
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import BigInteger, Select, and_, cast, func, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -149,10 +149,16 @@ class BehaviourRepository:
         total = await self.session.scalar(select(func.count()).select_from(counted))
         return int(total or 0)
 
-    def funnel_rows(
+    async def funnel_rows(
         self, selection: Selection, steps: Sequence[tuple[str, str | None]]
     ) -> AsyncIterator[Sequence[Any]]:
-        """(distinct_id, timestamp, event, path) of every event some step matches, per user."""
+        """(distinct_id, microseconds since the epoch, event, path) of every event some step
+        matches, per user in time order; the path is None when no step names one.
+
+        A week of a busy project is a few hundred thousand rows, and asyncpg makes an integer
+        several times faster than an aware datetime (the query took 363-389 ms against 458-586
+        ms with the timestamp and path as they are stored, bench/query.py's funnel in psql).
+        """
         # The names as an IN list, so that the (project, name, time) index finds the rows.
         conditions: list[ColumnElement[bool]] = [
             EVENTS.event_name.in_(sorted({event for event, _ in steps}))
@@ -166,12 +172,23 @@ class BehaviourRepository:
                     )
                 )
             )
+        postgres = self.sql.dialect == "postgresql"
+        moment = (
+            cast(func.extract("epoch", EVENTS.timestamp) * 1_000_000, BigInteger)
+            if postgres
+            else EVENTS.timestamp
+        )
+        path = EVENTS.path if any(path is not None for _, path in steps) else null()
         statement = (
-            select(EVENTS.distinct_id, EVENTS.timestamp, EVENTS.event_name, EVENTS.path)
+            select(EVENTS.distinct_id, moment, EVENTS.event_name, path)
             .where(*self._where(selection), *conditions)
             .order_by(self._together(EVENTS.distinct_id), EVENTS.timestamp, EVENTS.id)
         )
-        return self._stream(statement)
+        async for chunk in self._stream(statement):
+            if postgres:
+                yield chunk
+            else:  # SQLite's timestamps come back as datetimes
+                yield [(user, micros(at), event, path) for user, at, event, path in chunk]
 
     def retention_rows(
         self, selection: Selection, events: Sequence[str]
@@ -239,6 +256,15 @@ class BehaviourRepository:
         cursor = await driver.cursor(str(compiled), *params)
         while records := await cursor.fetch(STREAM_CHUNK):
             yield records
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the Unix epoch, exactly (a float of seconds is not exact there)."""
+    return (moment - EPOCH) // MICROSECOND
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 
 def _pageview_of(path: str) -> ColumnElement[bool]:
