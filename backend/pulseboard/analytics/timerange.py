@@ -89,6 +89,15 @@ def _epoch(moment: datetime) -> int:
     return math.floor(moment.timestamp())
 
 
+def micros(moment: datetime) -> int:
+    """Microseconds since the Unix epoch, exactly (a float of seconds is not, at today's dates)."""
+    return (moment - UNIX_EPOCH) // MICROSECOND
+
+
+UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
 def local_date(moment: datetime, tz: ZoneInfo) -> date:
     return moment.astimezone(tz).date()
 

@@ -7,7 +7,7 @@ funnel, retention and path logic runs in Python over ordered streams that the se
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Select, and_, cast, func, null, or_, select
@@ -17,7 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from pulseboard.analytics.filters import Filter
 from pulseboard.analytics.metrics import PAGEVIEW
 from pulseboard.analytics.sql import EVENTS, EventSql, tune_raw_scan
-from pulseboard.analytics.timerange import TimeRange
+from pulseboard.analytics.timerange import TimeRange, micros
 
 # Without a distinct id from the sender, ingest names a visitor `anon:` + a daily hash.
 ANONYMOUS_PREFIX = "anon:"
@@ -149,16 +149,11 @@ class BehaviourRepository:
         total = await self.session.scalar(select(func.count()).select_from(counted))
         return int(total or 0)
 
-    async def funnel_rows(
+    def funnel_rows(
         self, selection: Selection, steps: Sequence[tuple[str, str | None]]
     ) -> AsyncIterator[Sequence[Any]]:
         """(distinct_id, microseconds since the epoch, event, path) of every event some step
-        matches, per user in time order; the path is None when no step names one.
-
-        A week of a busy project is a few hundred thousand rows, and asyncpg makes an integer
-        several times faster than an aware datetime (the query took 363-389 ms against 458-586
-        ms with the timestamp and path as they are stored, bench/query.py's funnel in psql).
-        """
+        matches, per user in time order; the path is None when no step names one."""
         # The names as an IN list, so that the (project, name, time) index finds the rows.
         conditions: list[ColumnElement[bool]] = [
             EVENTS.event_name.in_(sorted({event for event, _ in steps}))
@@ -172,34 +167,42 @@ class BehaviourRepository:
                     )
                 )
             )
-        postgres = self.sql.dialect == "postgresql"
-        moment = (
-            cast(func.extract("epoch", EVENTS.timestamp) * 1_000_000, BigInteger)
-            if postgres
-            else EVENTS.timestamp
-        )
         path = EVENTS.path if any(path is not None for _, path in steps) else null()
         statement = (
-            select(EVENTS.distinct_id, moment, EVENTS.event_name, path)
+            select(EVENTS.distinct_id, self._micros(), EVENTS.event_name, path)
             .where(*self._where(selection), *conditions)
             .order_by(self._together(EVENTS.distinct_id), EVENTS.timestamp, EVENTS.id)
         )
-        async for chunk in self._stream(statement):
-            if postgres:
-                yield chunk
-            else:  # SQLite's timestamps come back as datetimes
-                yield [(user, micros(at), event, path) for user, at, event, path in chunk]
+        return self._stream_micros(statement)
 
     def retention_rows(
         self, selection: Selection, events: Sequence[str]
     ) -> AsyncIterator[Sequence[Any]]:
-        """(distinct_id, timestamp, event) of the start and return events, per user in order."""
+        """(distinct_id, microseconds since the epoch, event) of the start and return events,
+        per user in time order."""
         statement = (
-            select(EVENTS.distinct_id, EVENTS.timestamp, EVENTS.event_name)
+            select(EVENTS.distinct_id, self._micros(), EVENTS.event_name)
             .where(*self._where(selection), EVENTS.event_name.in_(events))
             .order_by(self._together(EVENTS.distinct_id), EVENTS.timestamp, EVENTS.id)
         )
-        return self._stream(statement)
+        return self._stream_micros(statement)
+
+    def _micros(self) -> ColumnElement[Any]:
+        """An event's time as integer microseconds since the epoch, on PostgreSQL: funnels and
+        retention read a few hundred thousand rows a week of a busy project, and asyncpg makes
+        an integer several times faster than an aware datetime (bench/query.py's funnel query
+        in psql: 336-419 ms against 430-536 ms). SQLite's are converted as they are read."""
+        if self.sql.dialect == "postgresql":
+            return cast(func.extract("epoch", EVENTS.timestamp) * 1_000_000, BigInteger)
+        return EVENTS.timestamp
+
+    async def _stream_micros(self, statement: Select[Any]) -> AsyncIterator[Sequence[Any]]:
+        """`_stream` of rows whose second column is `_micros()`."""
+        async for chunk in self._stream(statement):
+            if self.sql.dialect == "postgresql":
+                yield chunk
+            else:
+                yield [(row[0], micros(row[1]), *row[2:]) for row in chunk]
 
     def session_items(self, selection: Selection, *, pages: bool) -> AsyncIterator[Sequence[Any]]:
         """(session_id, item) per session in order: page paths of pageviews, or event names."""
@@ -256,15 +259,6 @@ class BehaviourRepository:
         cursor = await driver.cursor(str(compiled), *params)
         while records := await cursor.fetch(STREAM_CHUNK):
             yield records
-
-
-def micros(moment: datetime) -> int:
-    """Microseconds since the Unix epoch, exactly (a float of seconds is not exact there)."""
-    return (moment - EPOCH) // MICROSECOND
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
 
 
 def _pageview_of(path: str) -> ColumnElement[bool]:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from pulseboard.analytics.behaviour.funnels import percentage
+from pulseboard.analytics.timerange import micros
 
 MAX_PERIODS = 60
 
@@ -26,17 +27,19 @@ class RetentionCounter:
         return_event: str,
     ) -> None:
         self.starts = [start for start, _end in spans]
+        self._start_micros = [micros(start) for start in self.starts]
         self.periods = periods
         self.start_event = start_event
         self.return_event = return_event
         self.sizes = [0] * len(spans)
         self.returned = [[0] * (periods + 1) for _ in spans]
 
-    def add_user(self, events: Sequence[tuple[datetime, str]]) -> None:
+    def add_user(self, events: Sequence[tuple[int, str]]) -> None:
+        """One user's events in time order: (microseconds since the epoch, name)."""
         cohort: int | None = None
         later: set[int] = set()
-        for timestamp, event in events:
-            index = bisect.bisect_right(self.starts, timestamp) - 1
+        for moment, event in events:
+            index = bisect.bisect_right(self._start_micros, moment) - 1
             if cohort is None:
                 if event == self.start_event:
                     cohort = index
