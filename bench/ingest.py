@@ -55,7 +55,7 @@ import orjson
 from redis.asyncio import Redis
 
 from pulseboard.core.db import create_engine, create_sessionmaker
-from pulseboard.core.redis_bus import RedisStreamBus
+from pulseboard.core.redis_bus import INGEST_STREAM, RedisStreamBus
 from pulseboard.core.runtime import tune_gc
 from pulseboard.core.settings import Settings
 from pulseboard.pipeline.partitions import Partitions
@@ -236,7 +236,7 @@ async def _drop_ingest_stream() -> None:
     about 800 MB), so that each run starts from the same empty stream."""
     redis = Redis.from_url(REDIS_URL)
     try:
-        await redis.delete(RedisStreamBus(redis).stream)
+        await redis.delete(INGEST_STREAM)
     finally:
         await redis.aclose()
 

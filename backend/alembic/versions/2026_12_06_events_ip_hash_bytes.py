@@ -29,8 +29,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 CHUNK = 10_000
-
-
 BYTES: Final = sa.LargeBinary(32)
 HEX: Final = sa.String(64)
 

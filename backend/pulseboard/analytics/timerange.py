@@ -89,13 +89,13 @@ def _epoch(moment: datetime) -> int:
     return math.floor(moment.timestamp())
 
 
+UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROS_PER_SECOND = 1_000_000
+
+
 def micros(moment: datetime) -> int:
     """Microseconds since the Unix epoch, exactly (a float of seconds is not, at today's dates)."""
-    return (moment - UNIX_EPOCH) // MICROSECOND
-
-
-UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
+    return (moment - UNIX_EPOCH) // timedelta(microseconds=1)
 
 
 def local_date(moment: datetime, tz: ZoneInfo) -> date:

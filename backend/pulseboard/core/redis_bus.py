@@ -43,6 +43,10 @@ async def _unavailable(doing: str) -> AsyncIterator[None]:
         raise BusUnavailable(f"redis {doing} failed: {exc}") from exc
 
 
+# The stream the API publishes ingest batches on and `pulseboard worker` reads.
+INGEST_STREAM = "pulseboard:ingest"
+
+
 class RedisStreamBus:
     """The `Bus` on a Redis stream and consumer group.
 
@@ -50,9 +54,7 @@ class RedisStreamBus:
     responses, as payloads are bytes. Its socket timeout, if any, must exceed `block_ms`.
     """
 
-    def __init__(
-        self, redis: Redis, stream: str = "pulseboard:ingest", group: str = "workers"
-    ) -> None:
+    def __init__(self, redis: Redis, stream: str = INGEST_STREAM, group: str = "workers") -> None:
         if redis.connection_pool.connection_kwargs.get("decode_responses"):
             raise ValueError("RedisStreamBus needs a client with decode_responses=False")
         self.redis = redis

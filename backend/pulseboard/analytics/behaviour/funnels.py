@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from pulseboard.analytics.metrics import PAGEVIEW
-from pulseboard.analytics.timerange import DAY, InvalidQuery
+from pulseboard.analytics.timerange import DAY, MICROS_PER_SECOND, InvalidQuery
 
 MIN_STEPS, MAX_STEPS = 2, 10
 MAX_WINDOW = 90 * DAY
@@ -76,7 +76,7 @@ class FunnelCounter:
 
     def __init__(self, steps: Sequence[Step], window_seconds: int) -> None:
         self.steps = steps
-        self.window = window_seconds * 1_000_000  # microseconds, as the events' times come
+        self.window = window_seconds * MICROS_PER_SECOND  # in microseconds, as events' times come
         self.reached = [0] * len(steps)
         self.gaps: list[list[float]] = [[] for _ in steps]
         self._matches: dict[tuple[str, str | None], tuple[int, ...]] = {}
@@ -111,7 +111,7 @@ class FunnelCounter:
         for index in range(deepest + 1):
             self.reached[index] += 1
             if index:
-                self.gaps[index].append((chain[index] - chain[index - 1]) / 1_000_000)
+                self.gaps[index].append((chain[index] - chain[index - 1]) / MICROS_PER_SECOND)
 
     def _matching(self, event: str, path: str | None) -> tuple[int, ...]:
         """The steps an event matches, the last first (remembered: few events differ)."""
